@@ -1,0 +1,1 @@
+//! reverseit-pool
