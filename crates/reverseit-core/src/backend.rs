@@ -164,13 +164,14 @@ fn parse(url: &str) -> Result<Backend, String> {
     if host.is_empty() {
         return Err("the URL has no host".into());
     }
-    let port = match authority.port_u16() {
-        Some(0) => return Err("port 0 is not a valid backend port (1..=65535)".into()),
-        Some(p) => p,
-        None if authority.as_str().ends_with(':') => {
-            return Err("the URL has an empty port".into());
-        }
+    // `Authority::port_u16` hides an out-of-range port, so read what follows the host ourselves.
+    let port = match authority.as_str()[raw_host.len()..].strip_prefix(':') {
         None => scheme.default_port(),
+        Some(digits) => match digits.parse::<u16>() {
+            Ok(0) => return Err("port 0 is not a valid backend port (1..=65535)".into()),
+            Ok(p) => p,
+            Err(_) => return Err(format!("port `{digits}` is not within 1..=65535")),
+        },
     };
     let bracketed = if host.contains(':') {
         format!("[{host}]")
@@ -236,14 +237,26 @@ mod tests {
         // (url, host, port, prefix, host header)
         let cases = [
             ("http://example.com", "example.com", 80, "", "example.com"),
-            ("https://example.com/", "example.com", 443, "", "example.com"),
+            (
+                "https://example.com/",
+                "example.com",
+                443,
+                "",
+                "example.com",
+            ),
             ("ws://h:80/v1", "h", 80, "/v1", "h"),
             ("wss://h:443/v1/", "h", 443, "/v1", "h"),
             ("http://h:8080/a/b", "h", 8080, "/a/b", "h:8080"),
             ("https://h:80", "h", 80, "", "h:80"),
             ("http://[::1]:4000", "::1", 4000, "", "[::1]:4000"),
             ("http://[::1]", "::1", 80, "", "[::1]"),
-            ("HTTP://Example.COM:81", "example.com", 81, "", "example.com:81"),
+            (
+                "HTTP://Example.COM:81",
+                "example.com",
+                81,
+                "",
+                "example.com:81",
+            ),
         ];
         for (url, host, port, prefix, hh) in cases {
             let b = Backend::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
@@ -265,7 +278,7 @@ mod tests {
             ("http://h/?a=1", "query"),
             ("http://h/#frag", "fragment"),
             ("http://h:0", "port 0"),
-            ("http://h:70000", "not a valid URL"),
+            ("http://h:70000", "port `70000`"),
             ("http://[zz::1]", "not a valid"),
             ("/just/a/path", "scheme"),
         ];

@@ -12,7 +12,8 @@ pub(crate) struct Checker {
 
 impl Checker {
     pub(crate) fn fail(&mut self, option: &str, value: impl std::fmt::Display, reason: &str) {
-        self.problems.push(InvalidOption::new(option, value, reason));
+        self.problems
+            .push(InvalidOption::new(option, value, reason));
     }
 
     pub(crate) fn positive(&mut self, option: &str, n: u64) {

@@ -13,7 +13,11 @@ pub struct InvalidOption {
 
 impl InvalidOption {
     /// An invalid `option` whose value was `value` (as written), with the reason.
-    pub fn new(option: impl Into<String>, value: impl fmt::Display, reason: impl Into<String>) -> Self {
+    pub fn new(
+        option: impl Into<String>,
+        value: impl fmt::Display,
+        reason: impl Into<String>,
+    ) -> Self {
         Self {
             option: option.into(),
             value: value.to_string(),

@@ -133,12 +133,28 @@ impl RouteSpec {
         }
         set!(ms: connect_timeout, pool_timeout, response_header_timeout, upstream_idle_timeout,
             request_body_read_timeout, websocket_idle_timeout, websocket_backend_upgrade_timeout);
-        set!(strip_path, max_request_body_size, request_body_buffer_size, max_response_body_size,
-            max_request_target_bytes, max_request_header_line_bytes, max_request_header_bytes,
-            max_request_headers, max_response_header_bytes, forwarded_headers, verify_tls, ca_file,
-            max_websocket_frame_size, max_websocket_pending_bytes, max_websocket_pending_frames,
-            websocket_compress, response_header_retries, request_body_chunk_size,
-            preserve_host_header, websocket_validate_utf8);
+        set!(
+            strip_path,
+            max_request_body_size,
+            request_body_buffer_size,
+            max_response_body_size,
+            max_request_target_bytes,
+            max_request_header_line_bytes,
+            max_request_header_bytes,
+            max_request_headers,
+            max_response_header_bytes,
+            forwarded_headers,
+            verify_tls,
+            ca_file,
+            max_websocket_frame_size,
+            max_websocket_pending_bytes,
+            max_websocket_pending_frames,
+            websocket_compress,
+            response_header_retries,
+            request_body_chunk_size,
+            preserve_host_header,
+            websocket_validate_utf8
+        );
         if let Some(p) = &self.protocols {
             b = b.protocols(p);
         }
@@ -149,7 +165,10 @@ impl RouteSpec {
             b = b.remove_header(name.clone());
         }
         if let Some(e) = &self.error_response {
-            let body = e.body.as_deref().unwrap_or(super::defaults::ERROR_RESPONSE_BODY);
+            let body = e
+                .body
+                .as_deref()
+                .unwrap_or(super::defaults::ERROR_RESPONSE_BODY);
             b = b.error_response(e.status, body);
         }
         b

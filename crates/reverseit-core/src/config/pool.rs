@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
+use super::ConfigError;
 use super::check::Checker;
 use super::defaults;
 use super::values::{Protocol, Protocols};
-use super::ConfigError;
 
 /// Connection-pool options, shared by every route that uses the pool (`CFG-1`).
 ///

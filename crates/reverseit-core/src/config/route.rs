@@ -413,13 +413,19 @@ impl RouteConfigBuilder {
         }
         for (name, v) in [
             ("max_request_target_bytes", r.max_request_target_bytes),
-            ("max_request_header_line_bytes", r.max_request_header_line_bytes),
+            (
+                "max_request_header_line_bytes",
+                r.max_request_header_line_bytes,
+            ),
             ("max_request_header_bytes", r.max_request_header_bytes),
             ("max_request_headers", r.max_request_headers),
             ("max_response_header_bytes", r.max_response_header_bytes),
             ("max_websocket_frame_size", r.max_websocket_frame_size),
             ("max_websocket_pending_bytes", r.max_websocket_pending_bytes),
-            ("max_websocket_pending_frames", r.max_websocket_pending_frames),
+            (
+                "max_websocket_pending_frames",
+                r.max_websocket_pending_frames,
+            ),
             ("request_body_chunk_size", r.request_body_chunk_size),
         ] {
             c.positive(name, v as u64);
@@ -459,7 +465,9 @@ impl RouteConfigBuilder {
             },
         };
         let Some(backend) = backend else {
-            return Err(c.finish(()).expect_err("a backend parse error was recorded"));
+            return Err(c
+                .finish(())
+                .expect_err("a backend parse error was recorded"));
         };
         let cfg = RouteConfig {
             backend,

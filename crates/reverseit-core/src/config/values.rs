@@ -4,8 +4,8 @@
 use std::fmt;
 
 use http::StatusCode;
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 /// One upstream protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
