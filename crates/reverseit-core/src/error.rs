@@ -195,7 +195,9 @@ impl Error {
             body: body.to_owned(),
         };
         match self.kind {
-            BadRequest | InvalidWebSocketHandshake => respond(StatusCode::BAD_REQUEST, "Bad Request"),
+            BadRequest | InvalidWebSocketHandshake => {
+                respond(StatusCode::BAD_REQUEST, "Bad Request")
+            }
             InvalidPath => respond(StatusCode::BAD_REQUEST, "Bad Request: invalid path"),
             UriTooLong => respond(StatusCode::URI_TOO_LONG, "URI Too Long"),
             HeadersTooLarge => respond(
@@ -206,16 +208,21 @@ impl Error {
             ClientBodyTimeout => respond(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
             NoRoute => respond(StatusCode::NOT_FOUND, "Not Found"),
             ClientGone | BackendBodyTruncated | BackendIdleTimeout => Disposition::Abort,
-            Connect | Tls | BackendIo | InvalidResponse | WebSocketHandshake => Disposition::Respond {
-                status: error_response.status(),
-                body: error_response.body().to_owned(),
-            },
+            Connect | Tls | BackendIo | InvalidResponse | WebSocketHandshake => {
+                Disposition::Respond {
+                    status: error_response.status(),
+                    body: error_response.body().to_owned(),
+                }
+            }
             ResponseTooLarge => respond(StatusCode::BAD_GATEWAY, "Bad Gateway: Response too large"),
             ConnectTimeout | ResponseHeaderTimeout | WebSocketUpgradeTimeout => {
                 respond(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout")
             }
             PoolExhausted => respond(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
-            Shutdown => respond(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: shutting down"),
+            Shutdown => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable: shutting down",
+            ),
             WebSocketMessageTooBig | WebSocketQueueFull | WebSocketInvalidUtf8 | WebSocketIdle => {
                 respond(StatusCode::BAD_REQUEST, "Bad Request")
             }
@@ -252,12 +259,28 @@ impl ErrorKind {
     pub fn origin(self) -> Origin {
         use ErrorKind::*;
         match self {
-            BadRequest | InvalidPath | UriTooLong | HeadersTooLarge | BodyTooLarge
-            | ClientBodyTimeout | InvalidWebSocketHandshake | NoRoute | ClientGone
+            BadRequest
+            | InvalidPath
+            | UriTooLong
+            | HeadersTooLarge
+            | BodyTooLarge
+            | ClientBodyTimeout
+            | InvalidWebSocketHandshake
+            | NoRoute
+            | ClientGone
             | WebSocketInvalidUtf8 => Origin::Client,
-            Connect | ConnectTimeout | Tls | BackendIo | ResponseHeaderTimeout | InvalidResponse
-            | ResponseTooLarge | BackendBodyTruncated | BackendIdleTimeout | PoolExhausted
-            | WebSocketUpgradeTimeout | WebSocketHandshake => Origin::Backend,
+            Connect
+            | ConnectTimeout
+            | Tls
+            | BackendIo
+            | ResponseHeaderTimeout
+            | InvalidResponse
+            | ResponseTooLarge
+            | BackendBodyTruncated
+            | BackendIdleTimeout
+            | PoolExhausted
+            | WebSocketUpgradeTimeout
+            | WebSocketHandshake => Origin::Backend,
             WebSocketMessageTooBig | WebSocketQueueFull | WebSocketIdle => Origin::Client,
             Shutdown | Internal => Origin::Internal,
         }
@@ -332,7 +355,9 @@ impl fmt::Display for Error {
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn StdError + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
     }
 }
 
