@@ -1,1 +1,69 @@
-fn main() {}
+//! Project automation, reached as `cargo xtask <command>` through the alias in `.cargo/config.toml`.
+//!
+//! - `cargo xtask test`: every test of the workspace (unit, integration, doc), the README's test command.
+//! - `cargo xtask lint`: `cargo fmt --check`, clippy with warnings denied, and rustdoc with warnings denied.
+//! - `cargo xtask ci`: `test` then `lint`, as `.ci/run` does after installing the system packages.
+
+use std::env;
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("lint") => lint(),
+        Some("ci") => test().and_then(|()| lint()),
+        Some(other) => Err(format!("unknown command `{other}`\n{USAGE}")),
+        None => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask <test | lint | ci>";
+
+fn test() -> Result<(), String> {
+    cargo(&["test", "--workspace", "--all-features"])?;
+    // The benchmarks are part of the workspace's contract: make sure they still build and run once.
+    cargo(&["test", "--workspace", "--benches"])
+}
+
+fn lint() -> Result<(), String> {
+    cargo(&["fmt", "--all", "--", "--check"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    run(Command::new(cargo_bin())
+        .args(["doc", "--no-deps", "--workspace"])
+        .env("RUSTDOCFLAGS", "-D warnings"))
+}
+
+fn cargo_bin() -> String {
+    env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+fn cargo(args: &[&str]) -> Result<(), String> {
+    run(Command::new(cargo_bin()).args(args))
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("could not start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
