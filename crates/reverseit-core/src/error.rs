@@ -78,6 +78,9 @@ pub enum ErrorKind {
     WebSocketQueueFull,
     /// A text message was not valid UTF-8 (`WS-8`).
     WebSocketInvalidUtf8,
+    /// A WebSocket peer broke RFC 6455 after the upgrade: an unmasked client frame, a reserved opcode
+    /// or bit, a fragmented or oversized control frame (RFC 6455 §5.1–§5.5).
+    WebSocketProtocol,
     /// No frame in either direction for `websocket_idle_timeout` (`TMO-7`).
     WebSocketIdle,
     /// The server is shutting down and closes every proxied connection.
@@ -223,9 +226,11 @@ impl Error {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service Unavailable: shutting down",
             ),
-            WebSocketMessageTooBig | WebSocketQueueFull | WebSocketInvalidUtf8 | WebSocketIdle => {
-                respond(StatusCode::BAD_REQUEST, "Bad Request")
-            }
+            WebSocketMessageTooBig
+            | WebSocketQueueFull
+            | WebSocketInvalidUtf8
+            | WebSocketProtocol
+            | WebSocketIdle => respond(StatusCode::BAD_REQUEST, "Bad Request"),
             Internal => respond(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
         }
     }
@@ -237,12 +242,14 @@ impl Error {
     pub fn close_codes(&self) -> CloseCodes {
         use ErrorKind::*;
         const GOING_AWAY: u16 = 1001;
+        const PROTOCOL_ERROR: u16 = 1002;
         const INVALID_PAYLOAD: u16 = 1007;
         const TOO_BIG: u16 = 1009;
         const INTERNAL: u16 = 1011;
         let (to_offender, to_other) = match self.kind {
             WebSocketMessageTooBig | WebSocketQueueFull => (TOO_BIG, GOING_AWAY),
             WebSocketInvalidUtf8 => (INVALID_PAYLOAD, GOING_AWAY),
+            WebSocketProtocol => (PROTOCOL_ERROR, GOING_AWAY),
             WebSocketIdle | Shutdown | ClientGone => (GOING_AWAY, GOING_AWAY),
             // The backend broke: the client hears "server error", the backend (if still there) "going away".
             _ => (INTERNAL, GOING_AWAY),
@@ -281,7 +288,9 @@ impl ErrorKind {
             | PoolExhausted
             | WebSocketUpgradeTimeout
             | WebSocketHandshake => Origin::Backend,
-            WebSocketMessageTooBig | WebSocketQueueFull | WebSocketIdle => Origin::Client,
+            WebSocketMessageTooBig | WebSocketQueueFull | WebSocketProtocol | WebSocketIdle => {
+                Origin::Client
+            }
             Shutdown | Internal => Origin::Internal,
         }
     }
@@ -313,6 +322,7 @@ impl ErrorKind {
             WebSocketMessageTooBig => "WebSocket message too big",
             WebSocketQueueFull => "WebSocket queue full",
             WebSocketInvalidUtf8 => "WebSocket text message is not valid UTF-8",
+            WebSocketProtocol => "WebSocket protocol violation",
             WebSocketIdle => "WebSocket idle timeout",
             Shutdown => "proxy shutting down",
             Internal => "internal proxy error",

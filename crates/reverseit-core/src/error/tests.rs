@@ -84,6 +84,7 @@ fn ws_close_codes_table() {
         (WebSocketMessageTooBig, 1009, 1001), // LIM-6
         (WebSocketQueueFull, 1009, 1001),     // WS-11
         (WebSocketInvalidUtf8, 1007, 1001),   // WS-8
+        (WebSocketProtocol, 1002, 1001),      // RFC 6455 §7.4.1
         (WebSocketIdle, 1001, 1001),          // TMO-7
         (Shutdown, 1001, 1001),
         (ClientGone, 1001, 1001), // WS-7: the backend hears "going away"
