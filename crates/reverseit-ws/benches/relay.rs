@@ -1,0 +1,3 @@
+//! Relay benchmark (written next).
+
+fn main() {}
