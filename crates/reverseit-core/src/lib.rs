@@ -28,3 +28,4 @@ pub use config::{
     Protocol, Protocols, RouteConfig, RouteConfigBuilder, SizeLimit,
 };
 pub use error::{BoxError, CloseCodes, Disposition, Error, ErrorKind, Origin};
+pub use headers::{ClientInfo, HeaderPolicy, Upstream};

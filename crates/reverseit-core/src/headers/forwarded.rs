@@ -1,0 +1,153 @@
+//! `X-Forwarded-*` toward the backend (`HDR-3`).
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::header::FORWARDED;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::ClientInfo;
+use crate::ForwardedHeaders;
+
+/// `X-Forwarded-For`: the chain of client addresses.
+pub(super) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Proto`: the scheme the client used.
+pub(super) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Host`: the client's `Host` (or `:authority`).
+pub(super) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `X-Forwarded-Port`: the port the client connected to.
+pub(super) const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+
+/// Writes the forwarding headers for `mode`. Runs after hop-by-hop removal, so a client cannot make
+/// the proxy drop its own lines by naming them in `Connection`.
+pub(super) fn apply(
+    mode: ForwardedHeaders,
+    headers: &mut HeaderMap,
+    client: &ClientInfo,
+    client_host: Option<&HeaderValue>,
+) {
+    let ip = IpText::new(client.peer);
+    let xff = match mode {
+        ForwardedHeaders::Off => return,
+        ForwardedHeaders::Append => appended_chain(headers, ip.as_bytes()),
+        ForwardedHeaders::Replace => {
+            for name in [
+                &X_FORWARDED_PROTO,
+                &X_FORWARDED_HOST,
+                &X_FORWARDED_PORT,
+                &FORWARDED,
+            ] {
+                headers.remove(name);
+            }
+            // `insert` below drops every client-sent X-Forwarded-For line.
+            None
+        }
+    };
+    let xff = xff.unwrap_or_else(|| HeaderValue::from_bytes(ip.as_bytes()).unwrap_or(UNKNOWN));
+    headers.insert(X_FORWARDED_FOR, xff);
+    let proto = if client.tls { "https" } else { "http" };
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    if let Some(host) = client_host {
+        headers.insert(X_FORWARDED_HOST, host.clone());
+    }
+    headers.insert(X_FORWARDED_PORT, port_value(client.port));
+}
+
+/// Never used in practice: an IP address always is a valid header value.
+const UNKNOWN: HeaderValue = HeaderValue::from_static("unknown");
+
+/// Every incoming `X-Forwarded-For` line in order, then `ip`, joined with ", " into one value built
+/// with a single exactly-sized allocation. `None` when there is no incoming chain.
+fn appended_chain(headers: &HeaderMap, ip: &[u8]) -> Option<HeaderValue> {
+    let lines = || {
+        headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .map(|v| v.as_bytes().trim_ascii())
+            .filter(|v| !v.is_empty())
+    };
+    let (count, len) = lines().fold((0, 0), |(n, len), v| (n + 1, len + v.len()));
+    if count == 0 {
+        return None;
+    }
+    let mut buf = Vec::with_capacity(len + 2 * count + ip.len());
+    for line in lines() {
+        buf.extend_from_slice(line);
+        buf.extend_from_slice(b", ");
+    }
+    buf.extend_from_slice(ip);
+    // Joining valid values with ", " and an address keeps the value valid; checked all the same.
+    HeaderValue::from_maybe_shared(Bytes::from(buf)).ok()
+}
+
+fn port_value(port: u16) -> HeaderValue {
+    match port {
+        80 => HeaderValue::from_static("80"),
+        443 => HeaderValue::from_static("443"),
+        p => HeaderValue::from(p),
+    }
+}
+
+/// An IP address written on the stack: IPv6 without brackets, an IPv4-mapped IPv6 address as the
+/// IPv4 address it is.
+struct IpText {
+    // The longest IPv6 text is 45 bytes ("ffff:...:255.255.255.255").
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl IpText {
+    fn new(ip: IpAddr) -> Self {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let mut text = IpText {
+            buf: [0; 48],
+            len: 0,
+        };
+        match ip {
+            // The common case, written without the formatting machinery.
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        text.push(b'.');
+                    }
+                    if octet >= 100 {
+                        text.push(b'0' + octet / 100);
+                    }
+                    if octet >= 10 {
+                        text.push(b'0' + octet / 10 % 10);
+                    }
+                    text.push(b'0' + octet % 10);
+                }
+            }
+            // Cannot fail: the buffer holds the longest address.
+            IpAddr::V6(v6) => {
+                let _ = write!(text, "{v6}");
+            }
+        }
+        text
+    }
+
+    /// Appends one byte; the callers stay within the 15 bytes of an IPv4 address.
+    fn push(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::fmt::Write for IpText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
