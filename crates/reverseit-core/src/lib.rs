@@ -29,3 +29,4 @@ pub use config::{
 };
 pub use error::{BoxError, CloseCodes, Disposition, Error, ErrorKind, Origin};
 pub use headers::{ClientInfo, HeaderPolicy, Upstream};
+pub use path::PathRewrite;
