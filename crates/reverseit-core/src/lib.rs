@@ -29,4 +29,5 @@ pub use config::{
 };
 pub use error::{BoxError, CloseCodes, Disposition, Error, ErrorKind, Origin};
 pub use headers::{ClientInfo, HeaderPolicy, Upstream};
+pub use limits::RequestLimits;
 pub use path::PathRewrite;
