@@ -116,17 +116,25 @@ impl SideClose {
                     Poll::Ready(Ok(())) => self.stage = Stage::SendClose,
                     Poll::Ready(Err(_)) => self.gone(),
                 },
-                Stage::SendClose => match Pin::new(&mut *ws).poll_ready(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Err(_)) => self.gone(),
-                    Poll::Ready(Ok(())) => {
-                        let frame = self.frame.take();
-                        match Pin::new(&mut *ws).start_send(Message::Close(frame)) {
-                            Ok(()) => self.stage = Stage::Flush,
-                            Err(_) => self.gone(),
+                Stage::SendClose => {
+                    // Flushed first: tungstenite writes a pending automatic pong after a close frame
+                    // buffered with it, and a peer that already read the close rejects that pong.
+                    let ready = match Pin::new(&mut *ws).poll_flush(cx) {
+                        Poll::Ready(Ok(())) => Pin::new(&mut *ws).poll_ready(cx),
+                        other => other,
+                    };
+                    match ready {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(_)) => self.gone(),
+                        Poll::Ready(Ok(())) => {
+                            let frame = self.frame.take();
+                            match Pin::new(&mut *ws).start_send(Message::Close(frame)) {
+                                Ok(()) => self.stage = Stage::Flush,
+                                Err(_) => self.gone(),
+                            }
                         }
                     }
-                },
+                }
                 Stage::Flush => match Pin::new(&mut *ws).poll_flush(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Ok(())) if self.readable => self.stage = Stage::Drain,
