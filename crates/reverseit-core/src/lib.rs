@@ -8,7 +8,8 @@
 //! - [`headers`]: the header policy for requests, responses and WebSocket handshakes (RFC 9110
 //!   §7.6.1 hop-by-hop removal, `X-Forwarded-*`, add/remove).
 //! - [`path`]: `strip_path` and the backend path prefix, and the dot-segment check.
-//! - [`limits`]: request-size checks done before a backend is contacted.
+//! - [`limits`]: request and response head checks done before a body byte moves: size limits,
+//!   RFC 9112 framing (`Content-Length`, `Transfer-Encoding`) and `Host`.
 //! - [`Error`]: the proxy's error type and the one mapping of each failure to an HTTP status
 //!   ([`Error::disposition`]) and WebSocket close codes ([`Error::close_codes`]).
 //!

@@ -9,7 +9,7 @@
 //!   check them (`WS-1`), [`offered_subprotocols`] and [`check_selected_subprotocol`] serve `WS-4`.
 //!
 //! Everything works in place on an [`http::HeaderMap`]. A [`HeaderPolicy`] is built once per route
-//! from its [`RouteConfig`](crate::RouteConfig); applying it allocates only the values it writes.
+//! from its [`RouteConfig`]; applying it allocates only the values it writes.
 //!
 //! The order of lines with the same name is kept. The relative order of different names is not
 //! significant (RFC 9110 §5.3) and `HeaderMap` does not keep it across removals.
