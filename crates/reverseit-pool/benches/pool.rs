@@ -1,0 +1,3 @@
+//! Pool benchmark (written next).
+
+fn main() {}

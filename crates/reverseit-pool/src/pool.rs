@@ -1,0 +1,203 @@
+//! The pool: one value shared by every route and task, keyed by backend.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use http_body::Body;
+use hyper::body::Incoming;
+use reverseit_core::{BoxError, Error, PoolConfig};
+
+use crate::backend::BackendPool;
+use crate::body::ReqBody;
+use crate::connect::{Dial, TcpDialer};
+use crate::key::Key;
+use crate::stats::BackendStats;
+use crate::target::Target;
+
+/// Distinguishes pools in a target's lookup cache.
+static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A connection pool for any number of backends: clone it freely (it is an `Arc`), share it
+/// between routes and tasks.
+///
+/// Connections are kept per backend identity (scheme, host, port, TLS settings, protocols) and per
+/// shard (`pool_count`), at most `pool_size` each. Dropping the last clone closes idle connections;
+/// connections in use close when their exchange ends. Needs a Tokio runtime with time enabled.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<PoolInner>,
+}
+
+struct PoolInner {
+    id: u64,
+    config: PoolConfig,
+    dialer: Arc<dyn Dial>,
+    backends: Mutex<HashMap<Key, Arc<BackendPool>>>,
+}
+
+impl Pool {
+    /// A pool with these limits.
+    pub fn new(config: PoolConfig) -> Pool {
+        Pool::with_dialer(config, TcpDialer)
+    }
+
+    /// A pool that opens TCP connections through `dialer` (tests, custom name resolution).
+    #[doc(hidden)]
+    pub fn with_dialer(config: PoolConfig, dialer: impl Dial) -> Pool {
+        Pool {
+            inner: Arc::new(PoolInner {
+                id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
+                config,
+                dialer: Arc::new(dialer),
+                backends: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The pool's configuration.
+    pub fn config(&self) -> &PoolConfig {
+        &self.inner.config
+    }
+
+    /// Sends one request to the target's backend and returns the response head; the body streams.
+    ///
+    /// The URI may be origin-form (`/path?q`, what a proxy forwards): it goes out untouched over
+    /// HTTP/1.1 and gains the backend's scheme and authority over HTTP/2. An absolute URI is cut to
+    /// origin-form for HTTP/1.1. The `Host` header is the caller's; over HTTP/1.1 a request
+    /// without one gets the backend's.
+    ///
+    /// Errors: `Connect`, `ConnectTimeout`, `Tls` when no connection could be opened;
+    /// `PoolExhausted` after `pool_timeout` without a free connection; `BackendIo` when the
+    /// exchange failed before a response head, marked [retryable](Error::is_retryable) when it
+    /// happened on a reused connection (or the HTTP/2 server refused the stream): the backend did
+    /// not act on it, and an idempotent request can go again through [`Pool::resend`] (`ERR-3`).
+    /// A request hyper hands back unsent is moved to another connection here, transparently.
+    pub async fn send<B>(
+        &self,
+        target: &Target,
+        req: Request<B>,
+    ) -> Result<Response<Incoming>, Error>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let backend = self.backend(target);
+        backend
+            .send(&target.inner, req.map(ReqBody::new), false)
+            .await
+    }
+
+    /// Like [`Pool::send`], but never on an idle HTTP/1.1 connection: for sending a request again
+    /// after a [retryable](Error::is_retryable) failure, since the other idle connections may be as
+    /// stale as the one that failed. When the shard is full, its oldest idle connection is closed
+    /// to make room.
+    pub async fn resend<B>(
+        &self,
+        target: &Target,
+        req: Request<B>,
+    ) -> Result<Response<Incoming>, Error>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let backend = self.backend(target);
+        backend
+            .send(&target.inner, req.map(ReqBody::new), true)
+            .await
+    }
+
+    /// [`Pool::send`], then, for an idempotent method (RFC 9110 §9.2.2) whose failure is
+    /// retryable, [`Pool::resend`] once with a copy made beforehand: the whole of `ERR-3` for
+    /// callers whose body can be cloned (`Full<Bytes>`, `Empty<Bytes>`, `String`...).
+    ///
+    /// A streamed body cannot be sent twice; a proxy buffers small bodies and calls
+    /// [`Pool::resend`] itself.
+    pub async fn send_with_retry<B>(
+        &self,
+        target: &Target,
+        req: Request<B>,
+    ) -> Result<Response<Incoming>, Error>
+    where
+        B: Body<Data = Bytes> + Clone + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        if !is_idempotent(req.method()) {
+            return self.send(target, req).await;
+        }
+        let (parts, body) = req.into_parts();
+        let copy = Request::from_parts(parts.clone(), body.clone());
+        match self.send(target, Request::from_parts(parts, body)).await {
+            Err(e) if e.is_retryable() => {
+                tracing::debug!(error = %e, "resending an idempotent request on a fresh connection");
+                self.resend(target, copy).await
+            }
+            r => r,
+        }
+    }
+
+    /// Connection counts for the target's backend, summed over shards (zeros if never used).
+    pub fn stats(&self, target: &Target) -> BackendStats {
+        self.lookup(target).map(|b| b.stats()).unwrap_or_default()
+    }
+
+    /// The target's backend entry, created on first use.
+    fn backend(&self, target: &Target) -> Arc<BackendPool> {
+        if let Some(b) = self.cached(target) {
+            return b;
+        }
+        let b = self
+            .lock_backends()
+            .entry(target.inner.key.clone())
+            .or_insert_with(|| {
+                Arc::new(BackendPool::new(
+                    &self.inner.config,
+                    target.inner.mode,
+                    self.inner.dialer.clone(),
+                ))
+            })
+            .clone();
+        // The first pool a target is used with gets the fast path; others use the map.
+        let _ = target.inner.cache.set((self.inner.id, Arc::downgrade(&b)));
+        b
+    }
+
+    fn lookup(&self, target: &Target) -> Option<Arc<BackendPool>> {
+        self.cached(target)
+            .or_else(|| self.lock_backends().get(&target.inner.key).cloned())
+    }
+
+    fn cached(&self, target: &Target) -> Option<Arc<BackendPool>> {
+        match target.inner.cache.get() {
+            Some((id, weak)) if *id == self.inner.id => weak.upgrade(),
+            _ => None,
+        }
+    }
+
+    fn lock_backends(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<BackendPool>>> {
+        self.inner
+            .backends
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("config", &self.inner.config)
+            .field("backends", &self.lock_backends().len())
+            .finish()
+    }
+}
+
+/// RFC 9110 §9.2.2.
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
+    )
+}
