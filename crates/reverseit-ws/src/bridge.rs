@@ -2,6 +2,7 @@
 
 use std::future::poll_fn;
 use std::pin::pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use reverseit_core::ErrorKind;
@@ -49,10 +50,16 @@ where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     B: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let ws_config = config.websocket_config();
-    let client = WebSocketStream::from_raw_socket(client, Role::Server, Some(ws_config)).await;
-    let backend = WebSocketStream::from_raw_socket(backend, Role::Client, Some(ws_config)).await;
-    bridge_streams(client, backend, config, shutdown).await
+    let relay = {
+        // Scoped so the wrapped streams' own slots end here instead of doubling the task's state
+        // next to the relay future that takes them.
+        let ws_config = config.websocket_config();
+        let client = WebSocketStream::from_raw_socket(client, Role::Server, Some(ws_config)).await;
+        let backend =
+            WebSocketStream::from_raw_socket(backend, Role::Client, Some(ws_config)).await;
+        bridge_streams(client, backend, config, shutdown)
+    };
+    relay.await
 }
 
 /// [`bridge`] for streams already wrapped by tokio-tungstenite: `client` with `Role::Server`,
@@ -72,10 +79,11 @@ where
     let mut to_backend = Lane::default();
     let mut to_client = Lane::default();
 
+    // One timer for the whole life: the idle deadline while relaying, then the close deadline.
+    let now = Instant::now();
+    let mut timer = pin!(tokio::time::sleep_until(deadline(now, config.idle_timeout)));
     let end = {
-        let now = Instant::now();
-        let idle = pin!(tokio::time::sleep_until(deadline(now, config.idle_timeout)));
-        let stop = pin!(shutdown.triggered());
+        let stop = pin!(shutdown.notified());
         let mut relay = Relay {
             client: &mut client,
             backend: &mut backend,
@@ -86,9 +94,10 @@ where
                 pending_frames: config.max_pending_frames,
             },
             idle_timeout: config.idle_timeout,
-            idle,
+            idle: timer.as_mut(),
             last_frame: now,
-            shutdown: stop,
+            shutdown,
+            stop,
         };
         poll_fn(|cx| relay.poll_relay(cx)).await
     };
@@ -137,18 +146,21 @@ where
         }
     };
 
-    let closing = poll_fn(|cx| {
+    timer
+        .as_mut()
+        .reset(deadline(Instant::now(), config.close_timeout));
+    let clean = poll_fn(|cx| {
         let c = client_close.poll_close(cx, &mut client, &mut to_client);
         let b = backend_close.poll_close(cx, &mut backend, &mut to_backend);
         if c.is_ready() && b.is_ready() {
-            std::task::Poll::Ready(())
+            Poll::Ready(true)
+        } else if timer.as_mut().poll(cx).is_ready() {
+            Poll::Ready(false)
         } else {
-            std::task::Poll::Pending
+            Poll::Pending
         }
-    });
-    let clean = tokio::time::timeout(config.close_timeout, closing)
-        .await
-        .is_ok();
+    })
+    .await;
 
     let outcome = BridgeOutcome {
         closed_by,

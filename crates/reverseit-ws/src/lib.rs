@@ -48,10 +48,13 @@
 //! it does not read): past `max_websocket_pending_frames` such pings the pinger is closed with 1009
 //! (`WebSocketQueueFull`).
 //!
-//! An idle bridged connection holds two [`READ_BUFFER_SIZE`] read buffers, the bridge's future (a few
-//! hundred bytes) and the write buffers' capacity. tungstenite keeps the capacity its buffers grew
-//! to, so a connection that once carried a large message keeps up to that message's size per side
-//! until it closes.
+//! An idle bridged connection costs one task: two [`READ_BUFFER_SIZE`] read buffers (8 KiB), the
+//! bridge's future (about 2.4 KiB, checked by a test) and the write buffers' capacity (the largest
+//! frame written so far, or [`WRITE_BUFFER_SIZE`] after a burst): about 11 KiB after small messages,
+//! besides the sockets. [`BridgeConfig::with_read_buffer_size`] trades memory against CPU for large
+//! messages (tungstenite reads at most one buffer per `read` call). tungstenite keeps the capacity
+//! its buffers grew to, so a connection that once carried a large message keeps up to that message's
+//! size per side until it closes.
 //!
 //! ## Options not honoured as such
 //! - `websocket_compress`: tungstenite 0.30 has no permessage-deflate, so compression is never

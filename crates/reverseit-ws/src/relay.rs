@@ -13,6 +13,7 @@ use bytes::Bytes;
 use futures_util::{Sink, Stream};
 use reverseit_core::ErrorKind;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::futures::Notified;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -20,6 +21,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::failure::Failure;
 use crate::outcome::Side;
+use crate::shutdown::Shutdown;
 
 /// Messages a lane reads from its source in one poll before letting the other lane and the rest of
 /// the runtime run.
@@ -117,7 +119,7 @@ impl Lane {
 }
 
 /// Both lanes, the idle timer and the shutdown signal.
-pub(crate) struct Relay<'a, C, B, S> {
+pub(crate) struct Relay<'a, 's, C, B> {
     pub(crate) client: &'a mut WebSocketStream<C>,
     pub(crate) backend: &'a mut WebSocketStream<B>,
     pub(crate) to_backend: &'a mut Lane,
@@ -126,18 +128,19 @@ pub(crate) struct Relay<'a, C, B, S> {
     pub(crate) idle_timeout: std::time::Duration,
     pub(crate) idle: Pin<&'a mut Sleep>,
     pub(crate) last_frame: Instant,
-    pub(crate) shutdown: Pin<&'a mut S>,
+    pub(crate) shutdown: &'s Shutdown,
+    pub(crate) stop: Pin<&'a mut Notified<'s>>,
 }
 
-impl<C, B, S> Relay<'_, C, B, S>
+impl<C, B> Relay<'_, '_, C, B>
 where
     C: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
-    S: Future<Output = ()>,
 {
     /// Relays until a side closes or the session fails.
     pub(crate) fn poll_relay(&mut self, cx: &mut Context<'_>) -> Poll<End> {
-        if self.shutdown.as_mut().poll(cx).is_ready() {
+        // Polled (so registered) before the flag is read: a trigger in between is seen either way.
+        if self.stop.as_mut().poll(cx).is_ready() || self.shutdown.is_triggered() {
             return Poll::Ready(End::Failed(Failure::proxy(ErrorKind::Shutdown, None)));
         }
         let mut active = false;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
 
 /// A handle the server keeps to close every bridged connection with 1001 on both sides.
 ///
@@ -85,15 +86,9 @@ impl Shutdown {
         }
     }
 
-    /// Completes once the shutdown is triggered (at once if it already was).
-    pub(crate) async fn triggered(&self) {
-        let mut stop = pin!(self.inner.stop.notified());
-        // Registered before the check: a trigger in between is either seen or notified.
-        stop.as_mut().enable();
-        if self.is_triggered() {
-            return;
-        }
-        stop.await;
+    /// A notification of the trigger; check [`Shutdown::is_triggered`] after polling it once.
+    pub(crate) fn notified(&self) -> Notified<'_> {
+        self.inner.stop.notified()
     }
 }
 
@@ -135,17 +130,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn trigger_wakes_listeners_before_and_after() {
+    async fn trigger_wakes_listeners() {
         let shutdown = Shutdown::new();
-        let early = tokio::spawn({
+        let listener = tokio::spawn({
             let s = shutdown.clone();
-            async move { s.triggered().await }
+            async move {
+                let mut n = pin!(s.notified());
+                n.as_mut().enable();
+                if !s.is_triggered() {
+                    n.await;
+                }
+            }
         });
         tokio::task::yield_now().await;
         assert!(!shutdown.is_triggered());
         shutdown.trigger();
-        early.await.unwrap();
-        // A listener created after the trigger completes at once.
-        shutdown.triggered().await;
+        listener.await.unwrap();
+        assert!(shutdown.is_triggered());
     }
 }
