@@ -27,7 +27,9 @@
 //! - an RFC 6455 violation (unmasked client frame, reserved opcode or bit...): 1002 / 1001;
 //! - more than `max_websocket_pending_frames` pings relayed to a side and still unanswered: 1009 to
 //!   the pinger, 1001 to the other side (see below);
-//! - no frame in either direction for `websocket_idle_timeout`: 1001 to both (`TMO-7`);
+//! - no frame in either direction for `websocket_idle_timeout`: 1001 to both (`TMO-7`); a frame
+//!   counts when the bridge reads it, so a sender stalled by a reader that accepts nothing for that
+//!   long is closed too;
 //! - [`Shutdown::trigger`]: 1001 to both.
 //!
 //! The closing handshakes and TCP shutdowns get [`CLOSE_TIMEOUT`] in all; then the connections are

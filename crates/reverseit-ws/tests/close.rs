@@ -349,3 +349,35 @@ async fn aborted_bridge_leaves_the_count() {
     assert_eq!(next(&mut h.client).await, None);
     assert_eq!(next(&mut h.backend).await, None);
 }
+
+// LIM-6 over real TCP: the client is still sending its oversized message when the proxy answers;
+// the proxy reads and discards the rest, so the client sees 1009 rather than a reset.
+#[tokio::test]
+async fn lim_6_oversized_message_over_tcp_is_answered_with_1009() {
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        (a, listener.accept().await.unwrap().0)
+    }
+    let (client_io, proxy_client_io) = pair().await;
+    let (proxy_backend_io, backend_io) = pair().await;
+    let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+    let backend = WebSocketStream::from_raw_socket(backend_io, Role::Server, None).await;
+    let config = config(route().max_websocket_frame_size(1000));
+    let bridge = tokio::spawn(async move {
+        let s = Shutdown::new();
+        reverseit_ws::bridge(proxy_client_io, proxy_backend_io, &config, &s).await
+    });
+    let backend = tokio::spawn(expect_close(backend, 1001, None));
+    send(&mut client, binary(vec![9; 300_000])).await;
+    expect_close(client, 1009, None).await;
+    backend.await.unwrap();
+    let out = outcome(bridge).await;
+    assert!(out.clean, "{out:?}");
+}

@@ -16,6 +16,10 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 pub type Peer = WebSocketStream<DuplexStream>;
 
+/// A stream a test peer can run on (duplex or TCP).
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Io for T {}
+
 /// Duplex capacity used unless a test says otherwise.
 pub const DUPLEX: usize = 64 * 1024;
 
@@ -71,7 +75,7 @@ pub async fn start_with(config: BridgeConfig, shutdown: Shutdown, capacity: usiz
 }
 
 /// The next message, failing the test if none comes within [`WAIT`].
-pub async fn next(peer: &mut Peer) -> Option<Message> {
+pub async fn next<S: Io>(peer: &mut WebSocketStream<S>) -> Option<Message> {
     match tokio::time::timeout(WAIT, peer.next()).await {
         Ok(Some(Ok(m))) => Some(m),
         Ok(Some(Err(_)) | None) => None,
@@ -79,11 +83,11 @@ pub async fn next(peer: &mut Peer) -> Option<Message> {
     }
 }
 
-pub async fn expect(peer: &mut Peer, want: Message) {
+pub async fn expect<S: Io>(peer: &mut WebSocketStream<S>, want: Message) {
     assert_eq!(next(peer).await, Some(want));
 }
 
-pub async fn send(peer: &mut Peer, message: Message) {
+pub async fn send<S: Io>(peer: &mut WebSocketStream<S>, message: Message) {
     tokio::time::timeout(WAIT, peer.send(message))
         .await
         .expect("send in time")
@@ -92,7 +96,7 @@ pub async fn send(peer: &mut Peer, message: Message) {
 
 /// Expects a close frame with `code` (and `reason` if given), then the end of the closing handshake
 /// (the stream ends), then drops the peer as a real endpoint closes its TCP connection.
-pub async fn expect_close(mut peer: Peer, code: u16, reason: Option<&str>) {
+pub async fn expect_close<S: Io>(mut peer: WebSocketStream<S>, code: u16, reason: Option<&str>) {
     loop {
         match next(&mut peer).await {
             Some(Message::Close(frame)) => {
