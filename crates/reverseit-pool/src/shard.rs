@@ -458,14 +458,21 @@ impl Attempt {
         self.notify.notify_waiters();
     }
 
-    /// Waits for the attempt to end.
+    /// Waits for the attempt to end (the caller was counted in `waiting` by `h2_take`).
     pub(crate) async fn wait(&self) -> AttemptEnd {
+        // Uncounts the caller however the wait ends, cancellation included.
+        struct Uncount<'a>(&'a AtomicUsize);
+        impl Drop for Uncount<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let _uncount = Uncount(&self.waiting);
         // Created before the check: `notify_waiters` wakes a `Notified` that exists, polled or not.
         let notified = self.notify.notified();
         if !self.done.load(Ordering::Acquire) {
             notified.await;
         }
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
         self.end
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

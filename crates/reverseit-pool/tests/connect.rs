@@ -113,3 +113,50 @@ async fn h2c_to_an_http1_backend_fails_at_connect() {
         "{err:?}"
     );
 }
+
+/// The first dial never completes; later ones connect to `addr`.
+#[derive(Debug, Clone)]
+struct FirstHangs {
+    calls: Arc<AtomicUsize>,
+    addr: std::net::SocketAddr,
+}
+
+impl Dial for FirstHangs {
+    fn dial(&self, _host: &str, _port: u16) -> DialFuture {
+        let addr = self.addr;
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            Box::pin(std::future::pending())
+        } else {
+            Box::pin(tokio::net::TcpStream::connect(addr))
+        }
+    }
+}
+
+// POOL-4, ERR-4: when the caller opening the shared HTTP/2 connection goes away, the callers
+// waiting for it do not hang: one of them opens the connection instead.
+#[tokio::test]
+async fn cancelled_h2_connector_hands_over_to_a_waiter() {
+    let backend = kit::TestBackend::start(kit::Speak::H2c(100), kit::hello()).await;
+    let dial = FirstHangs {
+        calls: Arc::default(),
+        addr: backend.addr,
+    };
+    let pool = Pool::with_dialer(PoolConfig::default(), dial.clone());
+    let target = backend.target(reverseit_core::Protocols::HTTP2);
+    let opener = {
+        let (pool, target) = (pool.clone(), target.clone());
+        tokio::spawn(async move { pool.send(&target, get("/")).await.map(|_| ()) })
+    };
+    kit::until("opener dialing", || dial.calls.load(Ordering::SeqCst) == 1).await;
+    let waiter = {
+        let (pool, target) = (pool.clone(), target.clone());
+        tokio::spawn(async move { kit::text(pool.send(&target, get("/")).await.unwrap()).await })
+    };
+    kit::until("waiter waiting", || pool.stats(&target).waiters == 1).await;
+    opener.abort();
+    let _ = opener.await;
+    assert_eq!(kit::within("waiter", waiter).await.unwrap(), "hello");
+    assert_eq!(dial.calls.load(Ordering::SeqCst), 2);
+    let s = pool.stats(&target);
+    assert_eq!((s.open, s.connecting, s.waiters), (1, 0, 0));
+}

@@ -303,6 +303,46 @@ async fn err_3_failure_on_reused_connection_is_retryable() {
     assert_eq!(text(res).await, "ok");
 }
 
+// ERR-4: a caller that gives up while queued leaves the queue; one that drops a response unread
+// costs that connection, not the pool's accounting.
+#[tokio::test]
+async fn cancelled_callers_leave_no_trace() {
+    let (open_gate, gate) = watch::channel(false);
+    let inside = Arc::new(AtomicUsize::new(0));
+    let backend = TestBackend::start(Speak::Http1, gated(gate, inside.clone())).await;
+    let pool = kit::pool(1);
+    let target = backend.target(Protocols::HTTP1);
+    let first = {
+        let (pool, target) = (pool.clone(), target.clone());
+        tokio::spawn(async move { pool.send(&target, get("/")).await.map(|_| ()) })
+    };
+    until("first inside", || inside.load(Ordering::SeqCst) == 1).await;
+    let queued = {
+        let (pool, target) = (pool.clone(), target.clone());
+        tokio::spawn(async move { pool.send(&target, get("/")).await.map(|_| ()) })
+    };
+    until("second queued", || pool.stats(&target).waiters == 1).await;
+    queued.abort();
+    let _ = queued.await;
+    assert_eq!(pool.stats(&target).waiters, 0);
+    open_gate.send(true).unwrap();
+    within("first", first).await.unwrap().unwrap();
+    // A response dropped before its body was read: hyper closes that connection.
+    let res = pool.send(&target, get("/")).await.unwrap();
+    drop(res);
+    for _ in 0..5 {
+        assert_eq!(
+            text(pool.send(&target, get("/")).await.unwrap()).await,
+            "done"
+        );
+    }
+    until("settled", || {
+        let s = pool.stats(&target);
+        s.open == 1 && s.idle == 1 && s.connecting == 0
+    })
+    .await;
+}
+
 // ERR-4: dropping the pool closes its idle connections (no task or socket outlives it).
 #[tokio::test]
 async fn dropping_the_pool_closes_idle_connections() {

@@ -121,6 +121,34 @@ async fn pool_4_alpn_picks_h2() {
     );
 }
 
+// POOL-4: offered both, a server that only speaks HTTP/1.1 gets HTTP/1.1, reused as usual; the
+// concurrent first requests that waited for the negotiating connection follow it.
+#[tokio::test]
+async fn pool_4_alpn_falls_back_to_http1() {
+    let ca = TestCa::with_alpn(&[b"http/1.1"]);
+    let backend = tls_backend(&ca).await;
+    let pool = kit::pool(4);
+    let target = Target::new(https(&backend, "localhost"))
+        .ca_file(ca.ca_file())
+        .protocols(Protocols::BOTH)
+        .build()
+        .unwrap();
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let (pool, target) = (pool.clone(), target.clone());
+            tokio::spawn(async move {
+                let res = pool.send(&target, get("/")).await.unwrap();
+                res.headers()["x-version"].to_str().unwrap().to_owned()
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), "HTTP/1.1");
+    }
+    let s = pool.stats(&target);
+    assert!(s.http1 >= 1 && s.http1 <= 4 && s.http2 == 0, "{s:?}");
+}
+
 // CFG-3, POOL-5: a route's ca_file is read when the target is built; a bad one names the option
 // and the path.
 #[tokio::test]

@@ -288,6 +288,11 @@ pub struct TestCa {
 
 impl TestCa {
     pub fn new() -> TestCa {
+        Self::with_alpn(&[b"h2", b"http/1.1"])
+    }
+
+    /// A CA whose server offers only these ALPN protocols.
+    pub fn with_alpn(alpn: &[&[u8]]) -> TestCa {
         use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -309,7 +314,7 @@ impl TestCa {
         .with_no_client_auth()
         .with_single_cert(vec![leaf.der().clone()], key)
         .unwrap();
-        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        server.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         TestCa {
             ca_pem: ca.pem(),
             server: Arc::new(server),
