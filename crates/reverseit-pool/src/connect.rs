@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::target::{Mode, TargetInner};
-use crate::tls::ALPN_H2;
+use crate::tls::{ALPN_H2, TlsSettings};
 
 /// Opens TCP connections to backends. The pool uses [`TcpDialer`] unless told otherwise.
 ///
@@ -70,6 +70,11 @@ pub(crate) enum Proto {
     Http2,
 }
 
+/// A backend connection outside the pool, for a request that takes the connection over
+/// (a WebSocket upgrade): plain TCP or TLS.
+#[derive(Debug)]
+pub struct BackendStream(pub(crate) Io);
+
 /// A connected byte stream, plain or TLS.
 #[derive(Debug)]
 pub(crate) enum Io {
@@ -99,6 +104,48 @@ pub(crate) fn timeout_error(target: &TargetInner) -> Error {
 }
 
 async fn open_inner(target: &TargetInner, dialer: &dyn Dial) -> Result<(Io, Proto), Error> {
+    let tcp = dial(target, dialer).await?;
+    let Some(tls) = &target.tls else {
+        let proto = match target.mode {
+            Mode::Http2 => Proto::Http2,
+            Mode::Http1 | Mode::Negotiate => Proto::Http1,
+        };
+        return Ok((Io::Plain(tcp), proto));
+    };
+    let stream = handshake(target, tls, tcp).await?;
+    let proto = match target.mode {
+        Mode::Http1 => Proto::Http1,
+        // Offered `h2` alone: a server that picks nothing gets HTTP/2 anyway, as asked.
+        Mode::Http2 => Proto::Http2,
+        Mode::Negotiate => match stream.get_ref().1.alpn_protocol() {
+            Some(p) if p == ALPN_H2 => Proto::Http2,
+            _ => Proto::Http1,
+        },
+    };
+    Ok((Io::Tls(Box::new(stream)), proto))
+}
+
+/// Opens a connection that speaks HTTP/1.1 whatever the target's protocols, for a request that
+/// upgrades the connection (WebSocket): over TLS only `http/1.1` is offered.
+pub(crate) async fn open_http1(
+    target: &TargetInner,
+    dialer: &dyn Dial,
+    deadline: Instant,
+) -> Result<Io, Error> {
+    let open = async {
+        let tcp = dial(target, dialer).await?;
+        match target.upgrade_tls.as_ref().or(target.tls.as_ref()) {
+            None => Ok(Io::Plain(tcp)),
+            Some(tls) => Ok(Io::Tls(Box::new(handshake(target, tls, tcp).await?))),
+        }
+    };
+    match tokio::time::timeout_at(deadline, open).await {
+        Ok(r) => r,
+        Err(elapsed) => Err(timeout_error(target).with_source(elapsed)),
+    }
+}
+
+async fn dial(target: &TargetInner, dialer: &dyn Dial) -> Result<TcpStream, Error> {
     let backend = &target.backend;
     let tcp = dialer
         .dial(backend.host(), backend.port())
@@ -112,32 +159,22 @@ async fn open_inner(target: &TargetInner, dialer: &dyn Dial) -> Result<(Io, Prot
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(%backend, error = %e, "TCP_NODELAY not set");
     }
-    let Some(tls) = &target.tls else {
-        let proto = match target.mode {
-            Mode::Http2 => Proto::Http2,
-            Mode::Http1 | Mode::Negotiate => Proto::Http1,
-        };
-        return Ok((Io::Plain(tcp), proto));
-    };
-    let stream = tls
-        .connector
+    Ok(tcp)
+}
+
+async fn handshake(
+    target: &TargetInner,
+    tls: &TlsSettings,
+    tcp: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Error> {
+    tls.connector
         .connect(tls.server_name.clone(), tcp)
         .await
         .map_err(|e| {
             Error::new(ErrorKind::Tls)
-                .with_message(format!("TLS handshake with {backend} failed: {e}"))
+                .with_message(format!("TLS handshake with {} failed: {e}", target.backend))
                 .with_source(e)
-        })?;
-    let proto = match target.mode {
-        Mode::Http1 => Proto::Http1,
-        // Offered `h2` alone: a server that picks nothing gets HTTP/2 anyway, as asked.
-        Mode::Http2 => Proto::Http2,
-        Mode::Negotiate => match stream.get_ref().1.alpn_protocol() {
-            Some(p) if p == ALPN_H2 => Proto::Http2,
-            _ => Proto::Http1,
-        },
-    };
-    Ok((Io::Tls(Box::new(stream)), proto))
+        })
 }
 
 impl AsyncRead for Io {
@@ -201,5 +238,51 @@ impl AsyncWrite for Io {
             Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Io::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
+    }
+}
+
+impl AsyncRead for BackendStream {
+    #[inline]
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for BackendStream {
+    #[inline]
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    #[inline]
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    #[inline]
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    #[inline]
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    #[inline]
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
     }
 }

@@ -73,6 +73,7 @@ mod stats;
 mod target;
 mod tls;
 
+pub use connect::BackendStream;
 #[doc(hidden)]
 pub use connect::{Dial, DialFuture, TcpDialer};
 pub use pool::Pool;

@@ -13,7 +13,7 @@ use reverseit_core::{BoxError, Error, PoolConfig};
 
 use crate::backend::BackendPool;
 use crate::body::ReqBody;
-use crate::connect::{Dial, TcpDialer};
+use crate::connect::{self, BackendStream, Dial, TcpDialer};
 use crate::key::Key;
 use crate::stats::BackendStats;
 use crate::target::Target;
@@ -137,6 +137,19 @@ impl Pool {
             }
             r => r,
         }
+    }
+
+    /// Opens a new connection to the target's backend, outside the pool, speaking HTTP/1.1 (over
+    /// TLS only `http/1.1` is offered), within the target's `connect_timeout`.
+    ///
+    /// For a request that takes the connection over, such as a WebSocket upgrade: such a
+    /// connection never returns to the pool. Errors as for [`Pool::send`]'s connect step:
+    /// `Connect`, `ConnectTimeout`, `Tls`.
+    pub async fn connect_http1(&self, target: &Target) -> Result<BackendStream, Error> {
+        let deadline = tokio::time::Instant::now() + target.inner.connect_timeout;
+        connect::open_http1(&target.inner, self.inner.dialer.as_ref(), deadline)
+            .await
+            .map(BackendStream)
     }
 
     /// Connection counts for the target's backend, summed over shards (zeros if never used).

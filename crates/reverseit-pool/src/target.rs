@@ -30,6 +30,9 @@ pub(crate) struct TargetInner {
     pub(crate) connect_timeout: Duration,
     pub(crate) pool_timeout: Duration,
     pub(crate) tls: Option<TlsSettings>,
+    /// TLS offering only `http/1.1`, for upgrade connections (WebSocket) when `tls` may
+    /// negotiate h2; `None` when `tls` already offers only `http/1.1`, or for plain backends.
+    pub(crate) upgrade_tls: Option<TlsSettings>,
     /// `http` or `https`, for the absolute URIs HTTP/2 needs.
     pub(crate) scheme: Scheme,
     pub(crate) authority: Authority,
@@ -190,6 +193,16 @@ impl TargetBuilder {
         } else {
             None
         };
+        let upgrade_tls = if tls_on && mode != Mode::Http1 {
+            Some(tls::settings(
+                backend.host(),
+                self.verify_tls,
+                self.ca_file.as_deref(),
+                &[ALPN_HTTP1],
+            )?)
+        } else {
+            None
+        };
         let key = Key::new(&backend, self.verify_tls, self.ca_file, self.protocols);
         Ok(Target {
             inner: Arc::new(TargetInner {
@@ -201,6 +214,7 @@ impl TargetBuilder {
                 connect_timeout: self.connect_timeout,
                 pool_timeout: self.pool_timeout,
                 tls,
+                upgrade_tls,
                 cache: OnceLock::new(),
             }),
         })

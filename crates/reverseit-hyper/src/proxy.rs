@@ -1,0 +1,418 @@
+//! The proxy for one route: the original's Plug `call/2` as a `tower::Service`.
+//!
+//! One place decides HTTP versus WebSocket, checks the request against the limits, rewrites it by the
+//! header and path policy, sends it through the pool with its body streaming and its timeouts, and
+//! answers. Every failure becomes an [`Error`] and is answered by [`Error::disposition`].
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TE, TRAILER, TRANSFER_ENCODING,
+};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
+use http_body::Body;
+use reverseit_core::headers::{self, ClientInfo, HeaderPolicy, Upstream};
+use reverseit_core::limits::{self, RequestLimits};
+use reverseit_core::path::PathRewrite;
+use reverseit_core::{BoxError, ConfigError, Disposition, Error, ErrorKind, Origin, RouteConfig};
+use reverseit_pool::{Pool, Target};
+use reverseit_ws::{BridgeConfig, Shutdown};
+use tower_service::Service;
+
+use crate::request_body::{self, BodySettings, Buffered, Prepared};
+use crate::response_body::ProxyBody;
+
+/// The reverse proxy for one route, cheap to clone.
+///
+/// Serve it with [`crate::serve`], mount it in axum, or wrap it in tower layers. The service never
+/// fails: every error becomes a response (or an aborted body, when a response had already started).
+///
+/// ```no_run
+/// use reverseit_core::{PoolConfig, RouteConfig};
+/// use reverseit_hyper::ReverseProxy;
+/// use reverseit_pool::Pool;
+///
+/// let pool = Pool::new(PoolConfig::default());
+/// let route = RouteConfig::builder("http://127.0.0.1:4000").strip_path("/api").build()?;
+/// let proxy = ReverseProxy::new(pool, route)?;
+/// # Ok::<(), reverseit_core::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct ReverseProxy {
+    route: Arc<Route>,
+}
+
+/// Everything derived from the route's configuration once, at construction.
+pub(crate) struct Route {
+    pub(crate) config: RouteConfig,
+    pub(crate) pool: Pool,
+    pub(crate) target: Target,
+    pub(crate) policy: HeaderPolicy,
+    pub(crate) rewrite: PathRewrite,
+    pub(crate) limits: RequestLimits,
+    pub(crate) bridge: BridgeConfig,
+    pub(crate) shutdown: Shutdown,
+    body: BodySettings,
+    /// `te: trailers` is kept only when the backend may speak HTTP/2 (`HDR-1`).
+    upstream: Upstream,
+}
+
+impl ReverseProxy {
+    /// A proxy for `route`, sending its requests through `pool`.
+    ///
+    /// Fails only on what the route's configuration could not check without I/O, such as an unreadable
+    /// `ca_file`.
+    pub fn new(pool: Pool, route: RouteConfig) -> Result<Self, ConfigError> {
+        Self::with_shutdown(pool, route, Shutdown::default())
+    }
+
+    /// Like [`ReverseProxy::new`], with a WebSocket shutdown handle shared with other routes: the
+    /// server triggers it to close every proxied WebSocket with 1001 on both sides.
+    pub fn with_shutdown(
+        pool: Pool,
+        route: RouteConfig,
+        shutdown: Shutdown,
+    ) -> Result<Self, ConfigError> {
+        let target = Target::from_route(&route)?;
+        let upstream = if route.protocols().http2() {
+            Upstream::Http2
+        } else {
+            Upstream::Http1
+        };
+        Ok(Self {
+            route: Arc::new(Route {
+                policy: HeaderPolicy::from_route(&route),
+                rewrite: PathRewrite::from_route(&route),
+                limits: RequestLimits::from_route(&route),
+                body: BodySettings::from_route(&route),
+                bridge: BridgeConfig::from_route(&route),
+                shutdown,
+                upstream,
+                target,
+                pool,
+                config: route,
+            }),
+        })
+    }
+
+    /// The route's configuration.
+    pub fn config(&self) -> &RouteConfig {
+        &self.route.config
+    }
+
+    /// The pool this proxy sends through.
+    pub fn pool(&self) -> &Pool {
+        &self.route.pool
+    }
+
+    /// The handle that closes this proxy's WebSockets (see [`ReverseProxy::with_shutdown`]).
+    pub fn websocket_shutdown(&self) -> &Shutdown {
+        &self.route.shutdown
+    }
+
+    /// The pool target of this route's backend, for [`Pool::stats`].
+    pub fn target(&self) -> &Target {
+        &self.route.target
+    }
+}
+
+impl fmt::Debug for ReverseProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReverseProxy")
+            .field("backend", self.route.config.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The future of [`ReverseProxy::call`].
+pub type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static>>;
+
+impl<B> Service<Request<B>> for ReverseProxy
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let route = Arc::clone(&self.route);
+        Box::pin(async move { Ok(route.handle(req).await) })
+    }
+}
+
+impl Route {
+    async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Response<ProxyBody>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let result = if headers::is_websocket_upgrade(req.headers()) {
+            crate::websocket::proxy(&self, req).await
+        } else {
+            self.forward(req).await
+        };
+        result.unwrap_or_else(|e| self.error_response(e))
+    }
+
+    async fn forward<B>(&self, req: Request<B>) -> Result<Response<ProxyBody>, Error>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (mut parts, body) = req.into_parts();
+        limits::check_host(parts.version, &parts.uri, &parts.headers)?; // ERR-6
+        self.limits.check_head(&parts.uri, &parts.headers)?; // LIM-1, LIM-2
+        let declared =
+            limits::request_body_length(&parts.headers, self.config.max_request_body_size())?; // LIM-3
+        let had_body = declared.is_some() || parts.headers.contains_key(TRANSFER_ENCODING);
+        let path = self.rewrite.rewrite_uri(&parts.uri)?; // PATH-1..4
+
+        let client_host = client_host(&parts);
+        let client = client_info(&parts.extensions);
+        // HDR-8: an HTTP/1.1 client gets trailers only if it asked for them; read before the policy
+        // removes `te`.
+        let client_takes_trailers =
+            parts.version <= Version::HTTP_11 && headers::accepts_trailers(&parts.headers);
+        self.policy.apply_request(
+            &mut parts.headers,
+            &client,
+            client_host.as_ref(),
+            self.upstream,
+        );
+        if client_takes_trailers && self.upstream == Upstream::Http1 {
+            // An HTTP/1.1 backend sends trailers only to a request that accepts them, and `TE` is
+            // a hop-by-hop field there, so it is announced in `Connection` (RFC 9110 §10.1.4).
+            parts
+                .headers
+                .insert(TE, HeaderValue::from_static("trailers"));
+            parts
+                .headers
+                .insert(CONNECTION, HeaderValue::from_static("te"));
+        }
+
+        let head_request = parts.method == Method::HEAD;
+        let method = parts.method;
+        let mut headers = parts.headers;
+        let body = request_body::prepare(body, declared, self.body).await?; // LIM-4, TMO-4
+        let deadline = tokio::time::Instant::now() + self.config.response_header_timeout();
+        let response = match body {
+            Prepared::Buffered(buffered) => {
+                if had_body && declared.is_none() {
+                    // A chunked body read whole goes out with its length (`LIM-4`).
+                    headers.insert(CONTENT_LENGTH, HeaderValue::from(buffered.data.len()));
+                }
+                self.send_buffered(method, path, headers, buffered, deadline)
+                    .await?
+            }
+            Prepared::Streaming(stream) => {
+                let mut req = Request::new(stream);
+                *req.method_mut() = method;
+                *req.uri_mut() = path.into();
+                *req.headers_mut() = headers;
+                self.send_once(req, deadline, false).await?
+            }
+        };
+        self.relay(response, head_request, client_takes_trailers)
+    }
+
+    /// Sends a buffered request, again on a fresh connection when that is safe (`ERR-3`): once when a
+    /// reused connection failed before any response byte, and up to `response_header_retries` more
+    /// times for GET and HEAD whose connection closed before the response head.
+    async fn send_buffered(
+        &self,
+        method: Method,
+        path: http::uri::PathAndQuery,
+        headers: http::HeaderMap,
+        body: Buffered,
+        deadline: tokio::time::Instant,
+    ) -> Result<Response<hyper::body::Incoming>, Error> {
+        let idempotent = is_idempotent(&method);
+        let header_retries_apply = method == Method::GET || method == Method::HEAD;
+        let mut reused_retry_left = idempotent;
+        let mut header_retries_left = self.config.response_header_retries();
+        let mut fresh = false;
+        loop {
+            let mut req = Request::new(body.clone());
+            *req.method_mut() = method.clone();
+            *req.uri_mut() = path.clone().into();
+            *req.headers_mut() = headers.clone();
+            match self.send_once(req, deadline, fresh).await {
+                Ok(resp) => return Ok(resp),
+                Err(e) if e.kind() != ErrorKind::BackendIo => return Err(e),
+                Err(e) if e.is_retryable() && reused_retry_left => {
+                    reused_retry_left = false;
+                    tracing::debug!(error = %e, "retrying on a fresh connection");
+                }
+                Err(e) if header_retries_apply && header_retries_left > 0 => {
+                    header_retries_left -= 1;
+                    tracing::debug!(error = %e, "retrying: connection closed before the response head");
+                }
+                Err(e) => return Err(e),
+            }
+            fresh = true;
+        }
+    }
+
+    /// One exchange through the pool, bounded by the response-head deadline (`TMO-2`). `fresh` asks
+    /// for a new connection, for a retry after a stale reused one.
+    async fn send_once<B>(
+        &self,
+        req: Request<B>,
+        deadline: tokio::time::Instant,
+        fresh: bool,
+    ) -> Result<Response<hyper::body::Incoming>, Error>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let exchange = async {
+            if fresh {
+                self.pool.resend(&self.target, req).await
+            } else {
+                self.pool.send(&self.target, req).await
+            }
+        };
+        // The pool keeps the kind of a failure of the client's own body (`LIM-3`, `TMO-4`).
+        tokio::time::timeout_at(deadline, exchange)
+            .await
+            .unwrap_or_else(|_| Err(Error::new(ErrorKind::ResponseHeaderTimeout)))
+    }
+
+    /// Relays a backend response: its head checked and filtered, its body streamed.
+    ///
+    /// `client_takes_trailers`: an HTTP/1.1 client that sent `TE: trailers`. hyper writes trailers
+    /// to such a client only for field names announced in a `Trailer` header (RFC 9110 §6.6.2), so
+    /// the backend's announcement is kept for it, and a gRPC response, whose HTTP/2 backend
+    /// announces nothing, gets gRPC's names announced (`HDR-8`).
+    pub(crate) fn relay(
+        &self,
+        response: Response<hyper::body::Incoming>,
+        head_request: bool,
+        client_takes_trailers: bool,
+    ) -> Result<Response<ProxyBody>, Error> {
+        let (mut parts, incoming) = response.into_parts();
+        limits::check_response_head(
+            parts.status,
+            &parts.headers,
+            self.config.max_response_header_bytes(),
+            self.config.max_response_body_size(),
+            head_request,
+        )?; // HDR-7, LIM-5
+        let announced = client_takes_trailers.then(|| announced_trailers(&parts.headers));
+        self.policy.apply_response(&mut parts.headers); // HDR-6
+        if let Some(announced) = announced {
+            for value in announced {
+                parts.headers.append(TRAILER, value);
+            }
+        }
+        parts.version = Version::default();
+        let body = ProxyBody::upstream(
+            incoming,
+            self.config.max_response_body_size(),
+            self.config.upstream_idle_timeout(),
+        );
+        Ok(Response::from_parts(parts, body))
+    }
+
+    pub(crate) fn error_response(&self, error: Error) -> Response<ProxyBody> {
+        match error.origin() {
+            Origin::Client => {
+                tracing::debug!(error = %error, cause = ?std::error::Error::source(&error), "request refused")
+            }
+            _ => tracing::warn!(
+                error = %error,
+                cause = ?std::error::Error::source(&error),
+                backend = %self.config.backend(),
+                "proxy error"
+            ),
+        }
+        match error.disposition(self.config.error_response()) {
+            Disposition::Respond { status, body } => plain_response(status, body),
+            Disposition::Abort => {
+                let mut resp = Response::new(ProxyBody::failed(error));
+                *resp.status_mut() = StatusCode::BAD_GATEWAY;
+                resp
+            }
+            _ => plain_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error".into(),
+            ),
+        }
+    }
+}
+
+/// A short `text/plain` answer written by the proxy itself. A 400 closes the connection: after a
+/// malformed request the connection's framing cannot be trusted (`ERR-6`).
+pub(crate) fn plain_response(status: StatusCode, body: String) -> Response<ProxyBody> {
+    let len = body.len();
+    let mut resp = Response::new(ProxyBody::full(body));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    if status == StatusCode::BAD_REQUEST {
+        h.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+/// The `Trailer` announcement to pass to a client that takes trailers: the backend's own, or gRPC's
+/// status fields for a gRPC response.
+fn announced_trailers(headers: &http::HeaderMap) -> Vec<HeaderValue> {
+    let own: Vec<HeaderValue> = headers.get_all(TRAILER).iter().cloned().collect();
+    if !own.is_empty() {
+        return own;
+    }
+    let grpc = headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"));
+    if grpc {
+        vec![HeaderValue::from_static(
+            "grpc-status, grpc-message, grpc-status-details-bin",
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// RFC 9110 §9.2.2.
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// The client's `Host`, or its HTTP/2 `:authority`.
+pub(crate) fn client_host(parts: &http::request::Parts) -> Option<HeaderValue> {
+    parts.headers.get(HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    })
+}
+
+/// The client connection as the server adapter described it; without one (a server that did not
+/// say), the peer is unknown and reported as `0.0.0.0`.
+pub(crate) fn client_info(ext: &http::Extensions) -> ClientInfo {
+    ext.get::<ClientInfo>()
+        .copied()
+        .unwrap_or_else(|| ClientInfo::new(std::net::Ipv4Addr::UNSPECIFIED.into(), false, 0))
+}

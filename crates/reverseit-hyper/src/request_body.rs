@@ -1,0 +1,321 @@
+//! The request body on its way to the backend: buffered when small, streamed when large (`LIM-4`).
+//!
+//! Small bodies are read whole before the backend is contacted, so an idempotent request can be sent
+//! again after a failed reused connection (`ERR-3`) and goes out with a `Content-Length`. Larger ones
+//! stream in `request_body_chunk_size` pieces with back-pressure: the client is read only as fast as
+//! the backend accepts. Either way the size limit (`LIM-3`) and the rolling read timeout (`TMO-4`)
+//! apply, and memory per request stays bounded by the buffer size plus one chunk.
+//!
+//! A body of unknown length (chunked, or HTTP/2 without `content-length`) is buffered only from what
+//! the client has already sent: waiting for more could dead-lock an interactive stream (gRPC
+//! bidirectional calls, long polls) whose client waits for the response before sending the rest.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use reverseit_core::{BoxError, Error, ErrorKind, RouteConfig, SizeLimit};
+use tokio::time::{Instant, Sleep, sleep_until};
+
+/// Body settings taken from the route once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodySettings {
+    pub(crate) buffer_size: usize,
+    pub(crate) chunk_size: usize,
+    pub(crate) max_size: SizeLimit,
+    pub(crate) read_timeout: Duration,
+}
+
+impl BodySettings {
+    pub(crate) fn from_route(route: &RouteConfig) -> Self {
+        Self {
+            buffer_size: route.request_body_buffer_size(),
+            chunk_size: route.request_body_chunk_size(),
+            max_size: route.max_request_body_size(),
+            read_timeout: route.request_body_read_timeout(),
+        }
+    }
+}
+
+/// A body read whole: cheap to clone, so the request can be sent again.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Buffered {
+    pub(crate) data: Bytes,
+    pub(crate) trailers: Option<HeaderMap>,
+}
+
+impl Body for Buffered {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if !self.data.is_empty() {
+            return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut self.data)))));
+        }
+        Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_empty() && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.data.len() as u64)
+    }
+}
+
+/// What [`prepare`] made of the client's body.
+#[derive(Debug)]
+pub(crate) enum Prepared<B> {
+    /// The whole body (possibly empty) is in memory.
+    Buffered(Buffered),
+    /// The body streams; `prefix` holds what was read while deciding.
+    Streaming(Streaming<B>),
+}
+
+/// Reads the start of the client's body and decides between buffering and streaming (`LIM-4`).
+///
+/// `declared` is the request's `Content-Length`, already checked against the limit (`LIM-3`).
+pub(crate) async fn prepare<B>(
+    mut body: B,
+    declared: Option<u64>,
+    settings: BodySettings,
+) -> Result<Prepared<B>, Error>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    if body.is_end_stream() || declared == Some(0) {
+        return Ok(Prepared::Buffered(Buffered::default()));
+    }
+    let wait_for_all = matches!(declared, Some(n) if n <= settings.buffer_size as u64);
+    let mut received: u64 = 0;
+    let mut parts: VecDeque<Bytes> = VecDeque::new();
+    let mut trailers = None;
+    if declared.is_none() || wait_for_all {
+        loop {
+            let next = if wait_for_all {
+                let deadline = Instant::now() + settings.read_timeout;
+                match tokio::time::timeout_at(
+                    deadline,
+                    poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)),
+                )
+                .await
+                {
+                    Ok(frame) => frame,
+                    Err(_) => return Err(Error::new(ErrorKind::ClientBodyTimeout)),
+                }
+            } else {
+                // Unknown length: take only what is already there.
+                match poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
+                    Poll::Ready(frame) => frame,
+                    Poll::Pending => break,
+                }
+            };
+            match next {
+                None => {
+                    return Ok(Prepared::Buffered(Buffered {
+                        data: concat(parts),
+                        trailers,
+                    }));
+                }
+                Some(Err(e)) => return Err(client_body_error(e)),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        received += data.len() as u64;
+                        if settings.max_size.exceeded_by(received) {
+                            return Err(Error::new(ErrorKind::BodyTooLarge));
+                        }
+                        if !data.is_empty() {
+                            parts.push_back(data);
+                        }
+                        if received > settings.buffer_size as u64 {
+                            break;
+                        }
+                    }
+                    Err(frame) => {
+                        if let Ok(t) = frame.into_trailers() {
+                            trailers = Some(t);
+                        }
+                    }
+                },
+            }
+            if body.is_end_stream() {
+                return Ok(Prepared::Buffered(Buffered {
+                    data: concat(parts),
+                    trailers,
+                }));
+            }
+        }
+    }
+    Ok(Prepared::Streaming(Streaming {
+        inner: body,
+        prefix: parts,
+        pending: Bytes::new(),
+        received,
+        settings,
+        timer: None,
+        waiting: false,
+        done: false,
+    }))
+}
+
+fn concat(mut parts: VecDeque<Bytes>) -> Bytes {
+    match parts.len() {
+        0 => Bytes::new(),
+        1 => parts.pop_front().expect("one part, checked above"),
+        _ => {
+            let len = parts.iter().map(Bytes::len).sum();
+            let mut out = BytesMut::with_capacity(len);
+            for p in parts {
+                out.extend_from_slice(&p);
+            }
+            out.freeze()
+        }
+    }
+}
+
+/// A client body error: hyper reports the client's broken or malformed body (ERR-6 chunk errors,
+/// resets). Either way the client's connection is unusable, so nobody waits for an answer.
+fn client_body_error(e: impl Into<BoxError>) -> Error {
+    Error::new(ErrorKind::ClientGone).with_source(e)
+}
+
+pin_project! {
+    /// A streamed request body: the prefix read while deciding, then the client's frames, cut into
+    /// `request_body_chunk_size` pieces, with the size limit and the rolling read timeout.
+    #[derive(Debug)]
+    pub(crate) struct Streaming<B> {
+        #[pin]
+        inner: B,
+        prefix: VecDeque<Bytes>,
+        pending: Bytes,
+        received: u64,
+        settings: BodySettings,
+        // Armed when a poll finds no data; measures only time spent waiting on the client, not
+        // time the backend took to ask for more (back-pressure is not client idleness).
+        timer: Option<Pin<Box<Sleep>>>,
+        waiting: bool,
+        done: bool,
+    }
+}
+
+impl<B> Streaming<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    fn next_piece(pending: &mut Bytes, chunk: usize) -> Bytes {
+        if pending.len() > chunk {
+            pending.split_to(chunk)
+        } else {
+            std::mem::take(pending)
+        }
+    }
+}
+
+impl<B> Body for Streaming<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let mut this = self.project();
+        let chunk = this.settings.chunk_size;
+        if !this.pending.is_empty() {
+            return Poll::Ready(Some(Ok(Frame::data(Self::next_piece(this.pending, chunk)))));
+        }
+        if let Some(mut p) = this.prefix.pop_front() {
+            if p.len() > chunk {
+                *this.pending = p.split_off(chunk);
+            }
+            return Poll::Ready(Some(Ok(Frame::data(p))));
+        }
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        match this.inner.as_mut().poll_frame(cx) {
+            Poll::Ready(frame) => {
+                *this.waiting = false;
+                match frame {
+                    None => {
+                        *this.done = true;
+                        Poll::Ready(None)
+                    }
+                    Some(Err(e)) => {
+                        *this.done = true;
+                        Poll::Ready(Some(Err(client_body_error(e))))
+                    }
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(mut data) => {
+                            *this.received += data.len() as u64;
+                            if this.settings.max_size.exceeded_by(*this.received) {
+                                *this.done = true;
+                                return Poll::Ready(Some(Err(Error::new(ErrorKind::BodyTooLarge))));
+                            }
+                            if data.len() > chunk {
+                                *this.pending = data.split_off(chunk);
+                            }
+                            Poll::Ready(Some(Ok(Frame::data(data))))
+                        }
+                        Err(frame) => Poll::Ready(Some(Ok(frame))),
+                    },
+                }
+            }
+            Poll::Pending => {
+                if !*this.waiting {
+                    *this.waiting = true;
+                    let deadline = Instant::now() + this.settings.read_timeout;
+                    match this.timer.as_mut() {
+                        Some(t) => t.as_mut().reset(deadline),
+                        None => *this.timer = Some(Box::pin(sleep_until(deadline))),
+                    }
+                }
+                let timer = this
+                    .timer
+                    .as_mut()
+                    .expect("the timer is armed whenever `waiting` is set");
+                ready!(timer.as_mut().poll(cx));
+                *this.done = true;
+                Poll::Ready(Some(Err(Error::new(ErrorKind::ClientBodyTimeout))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pending.is_empty()
+            && self.prefix.is_empty()
+            && (self.done || self.inner.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let buffered: u64 =
+            self.pending.len() as u64 + self.prefix.iter().map(|b| b.len() as u64).sum::<u64>();
+        let inner = self.inner.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(buffered + inner.lower());
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(buffered + upper);
+        }
+        hint
+    }
+}
+
+#[cfg(test)]
+mod tests;

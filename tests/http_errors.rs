@@ -1,0 +1,320 @@
+//! Failures and timeouts: every one answered with its status, or the client connection aborted.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+use reverseit_core::{BoxError, PoolConfig, RouteConfig};
+use reverseit_pool::Pool;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc};
+
+const LONG: Duration = Duration::from_secs(3_600);
+
+fn route(url: &str) -> reverseit_core::RouteConfigBuilder {
+    // Timeouts other than the one under test are long, so the test's timer is the first to fire.
+    RouteConfig::builder(url)
+        .connect_timeout(LONG)
+        .pool_timeout(LONG)
+        .response_header_timeout(LONG)
+        .upstream_idle_timeout(LONG)
+        .request_body_read_timeout(LONG)
+}
+
+// ERR-1, TMO-1: a refused connection → 502 "Bad Gateway" (or the route's error_response).
+#[tokio::test]
+async fn err_1_connection_refused_502() {
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let proxy = Proxy::start(route(&url).build().unwrap()).await;
+    let (status, headers, body) = get(&proxy.url("/")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(body, "Bad Gateway");
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+
+    let proxy = Proxy::start(
+        route(&url)
+            .error_response(503, "Down for maintenance")
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let (status, _, body) = get(&proxy.url("/")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body, "Down for maintenance");
+}
+
+// TMO-2: response headers not received within response_header_timeout → 504.
+#[tokio::test(start_paused = true)]
+async fn tmo_2_response_header_timeout_504() {
+    let backend = Backend::start(Speaks::Http1, |_req| async {
+        std::future::pending::<()>().await;
+        unreachable!()
+    })
+    .await;
+    let proxy = Proxy::start(
+        route(&backend.url())
+            .response_header_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let (status, _, _) = get(&proxy.url("/")).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+}
+
+// TMO-3: no backend body data for upstream_idle_timeout mid-response → the client connection is
+// aborted, never ended cleanly.
+#[tokio::test(start_paused = true)]
+async fn tmo_3_upstream_idle_aborts_client() {
+    let backend = Backend::start(Speaks::Http1, |_req| async {
+        let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
+        tokio::spawn(async move {
+            tx.send(Ok(Frame::data(Bytes::from_static(b"start"))))
+                .await
+                .unwrap();
+            std::future::pending::<()>().await;
+            drop(tx);
+        });
+        let mut rx = rx;
+        let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        Response::new(StreamBody::new(stream).boxed())
+    })
+    .await;
+    let proxy = Proxy::start(
+        route(&backend.url())
+            .upstream_idle_timeout(Duration::from_millis(800))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let resp = client()
+        .request(Request::get(proxy.url("/")).body(empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let err = resp.into_body().collect().await;
+    assert!(err.is_err(), "the body must end with an error, not cleanly");
+}
+
+// TMO-4: a client that stops sending its declared body → 408.
+#[tokio::test(start_paused = true)]
+async fn tmo_4_client_body_timeout_408() {
+    let backend = Backend::start(Speaks::Http1, echo).await;
+    let proxy = Proxy::start(
+        route(&backend.url())
+            .request_body_read_timeout(Duration::from_millis(700))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly ten b")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 12];
+    stream.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 408");
+}
+
+// TMO-5: no pooled connection free within pool_timeout → 503.
+#[tokio::test(start_paused = true)]
+async fn tmo_5_pool_exhausted_503() {
+    let release = Arc::new(Notify::new());
+    let gate = release.clone();
+    let backend = Backend::start(Speaks::Http1, move |_req| {
+        let gate = gate.clone();
+        async move {
+            gate.notified().await;
+            Response::new(full("done"))
+        }
+    })
+    .await;
+    let pool = Pool::new(PoolConfig::builder().pool_size(1).build().unwrap());
+    let proxy = Proxy::start_with_pool(
+        pool,
+        route(&backend.url())
+            .pool_timeout(Duration::from_millis(50))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let c = client();
+    let holder = tokio::spawn({
+        let c = c.clone();
+        let url = proxy.url("/hold");
+        async move { fetch(&c, Request::get(url).body(empty()).unwrap()).await }
+    });
+    // Wait until the first request holds the only connection.
+    while proxy.proxy.pool().stats(proxy.proxy.target()).in_use < 1 {
+        tokio::task::yield_now().await;
+    }
+    let (status, _, _) = fetch(
+        &c,
+        Request::get(proxy.url("/second")).body(empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    release.notify_one();
+    let (status, _, body) = holder.await.unwrap();
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, Bytes::from_static(b"done"))
+    );
+}
+
+// ERR-2: a backend body shorter than its Content-Length aborts the client connection.
+#[tokio::test]
+async fn err_2_truncated_backend_body_aborts_client() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly twenty bytes...")
+                .await
+                .unwrap();
+            drop(s);
+        }
+    });
+    let proxy = Proxy::start(RouteConfig::builder(url).build().unwrap()).await;
+    let resp = client()
+        .request(Request::get(proxy.url("/")).body(empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-length"], "100");
+    assert!(resp.into_body().collect().await.is_err());
+    server.abort();
+}
+
+// ERR-3: with response_header_retries, a GET whose connection closes before the response head is
+// retried; without, it fails with 502.
+#[tokio::test]
+async fn err_3_response_header_retries() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let seen = attempts.clone();
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            if n.is_multiple_of(2) {
+                drop(s); // closed before any response byte
+            } else {
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    )
+                    .await;
+            }
+        }
+    });
+    let proxy = Proxy::start(RouteConfig::builder(url.clone()).build().unwrap()).await;
+    let (status, _, _) = get(&proxy.url("/")).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_GATEWAY,
+        "fresh connection, no retries configured"
+    );
+
+    let proxy = Proxy::start(
+        RouteConfig::builder(url)
+            .response_header_retries(1)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let (status, _, body) = get(&proxy.url("/")).await;
+    assert_eq!((status, body), (StatusCode::OK, Bytes::from_static(b"ok")));
+    server.abort();
+}
+
+// ERR-3: a backend that closes idle keep-alive connections never fails an idempotent request.
+#[tokio::test]
+async fn err_3_backend_closing_idle_connections_never_fails_a_get() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                // Answers keep-alive, then closes as soon as the response is out: the pool
+                // cannot know before it tries the connection again.
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+                let _ = s.read(&mut buf).await;
+            });
+        }
+    });
+    let proxy = Proxy::start(RouteConfig::builder(url).build().unwrap()).await;
+    for _ in 0..20 {
+        let (status, _, body) = get(&proxy.url("/")).await;
+        assert_eq!((status, body), (StatusCode::OK, Bytes::from_static(b"ok")));
+    }
+    server.abort();
+}
+
+// ERR-4: a client that disconnects mid-response cancels the backend exchange.
+#[tokio::test]
+async fn err_4_client_disconnect_cancels_backend() {
+    let backend_saw_cancel = Arc::new(Notify::new());
+    let notify = backend_saw_cancel.clone();
+    let backend = Backend::start(Speaks::Http1, move |_req| {
+        let notify = notify.clone();
+        async move {
+            let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
+            tokio::spawn(async move {
+                loop {
+                    if tx
+                        .send(Ok(Frame::data(Bytes::from(vec![b'x'; 16 * 1024]))))
+                        .await
+                        .is_err()
+                    {
+                        // hyper dropped the body: the proxy closed the backend connection.
+                        notify.notify_one();
+                        return;
+                    }
+                }
+            });
+            let mut rx = rx;
+            let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+            Response::new(StreamBody::new(stream).boxed())
+        }
+    })
+    .await;
+    let proxy = Proxy::start(RouteConfig::builder(backend.url()).build().unwrap()).await;
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.unwrap();
+    drop(stream);
+    tokio::time::timeout(Duration::from_secs(10), backend_saw_cancel.notified())
+        .await
+        .expect("the backend exchange is cancelled after the client left");
+}

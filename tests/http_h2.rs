@@ -1,0 +1,174 @@
+//! HTTP/2 toward clients and backends, and trailers.
+
+mod support;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode, Version};
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+use reverseit_core::{BoxError, Protocol, RouteConfig};
+use support::*;
+
+/// A handler that reports the protocol version it was spoken to with.
+async fn version(req: Request<hyper::body::Incoming>) -> Response<Body> {
+    Response::new(full(format!("{:?}", req.version())))
+}
+
+// H2-1: HTTP/1.1 and h2c clients, to HTTP/1.1 and h2c backends, in every combination.
+#[tokio::test]
+async fn h2_1_every_client_backend_combination() {
+    let h1 = Backend::start(Speaks::Http1, version).await;
+    let h2 = Backend::start(Speaks::H2c, version).await;
+    let to_h1 = Proxy::start(RouteConfig::builder(h1.url()).build().unwrap()).await;
+    let to_h2 = Proxy::start(
+        RouteConfig::builder(h2.url())
+            .protocols(&[Protocol::Http2])
+            .build()
+            .unwrap(),
+    )
+    .await;
+    for (proxy, backend_version) in [(&to_h1, "HTTP/1.1"), (&to_h2, "HTTP/2.0")] {
+        for c in [client(), h2_client()] {
+            let req = Request::get(proxy.url("/v")).body(empty()).unwrap();
+            let (status, _, body) = fetch(&c, req).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(body, backend_version);
+        }
+    }
+    let resp = h2_client()
+        .request(Request::get(to_h1.url("/v")).body(empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.version(),
+        Version::HTTP_2,
+        "the proxy speaks h2c to the client"
+    );
+}
+
+/// A gRPC-like handler: echoes each request frame back as it arrives, then ends with trailers.
+async fn grpc_echo(req: Request<hyper::body::Incoming>) -> Response<Body> {
+    let te = req
+        .headers()
+        .get("te")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
+    let mut body = req.into_body();
+    tokio::spawn(async move {
+        let mut count = 0;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => {
+                    // An empty DATA frame only carries END_STREAM: not a message.
+                    if let Some(data) = f.into_data().ok().filter(|d| !d.is_empty()) {
+                        count += 1;
+                        let _ = tx.send(Ok(Frame::data(data))).await;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", "0".parse().unwrap());
+        trailers.insert("x-messages", count.to_string().parse().unwrap());
+        trailers.insert("x-te", te.unwrap_or_default().parse().unwrap());
+        let _ = tx.send(Ok(Frame::trailers(trailers))).await;
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    Response::builder()
+        .header("content-type", "application/grpc")
+        .body(StreamBody::new(stream).boxed())
+        .unwrap()
+}
+
+// H2-2, HDR-8, HDR-1: a streaming gRPC-like call through h2 client → proxy → h2 backend: messages
+// flow both ways while the call is open, trailers come back, `te: trailers` reaches the backend.
+#[tokio::test]
+async fn h2_2_grpc_streaming_with_trailers() {
+    let backend = Backend::start(Speaks::H2c, grpc_echo).await;
+    let proxy = Proxy::start(
+        RouteConfig::builder(backend.url())
+            .protocols(&[Protocol::Http2])
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let req = Request::post(proxy.url("/pkg.Service/Chat"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(StreamBody::new(stream).boxed())
+        .unwrap();
+    tx.send(Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x01a"))))
+        .await
+        .unwrap();
+    let resp = h2_client().request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    // Bidirectional: the first reply arrives while the request stream is still open.
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(first, &b"\0\0\0\0\x01a"[..]);
+    tx.send(Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x01b"))))
+        .await
+        .unwrap();
+    let second = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(second, &b"\0\0\0\0\x01b"[..]);
+    drop(tx);
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        if let Ok(t) = frame.unwrap().into_trailers() {
+            trailers = Some(t);
+        }
+    }
+    let trailers = trailers.expect("trailers reach the client");
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(trailers["x-messages"], "2");
+    assert_eq!(trailers["x-te"], "trailers");
+}
+
+// HDR-8: trailers reach an HTTP/1.1 client that sent `TE: trailers`, over chunked encoding.
+#[tokio::test]
+async fn hdr_8_trailers_to_http1_client() {
+    let backend = Backend::start(Speaks::H2c, grpc_echo).await;
+    let proxy = Proxy::start(
+        RouteConfig::builder(backend.url())
+            .protocols(&[Protocol::Http2])
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let request = "POST / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc";
+    let answer = raw_exchange(proxy.addr, request.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("grpc-status: 0"), "{answer}");
+}
+
+// HDR-8: an HTTP/1.1 backend's announced trailers reach an HTTP/1.1 client that takes trailers,
+// and not one that did not ask for them.
+#[tokio::test]
+async fn hdr_8_http1_backend_trailers() {
+    let backend = Backend::start(Speaks::Http1, |_req| async {
+        let frames = vec![
+            Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"payload"))),
+            Ok(Frame::trailers({
+                let mut t = HeaderMap::new();
+                t.insert("x-checksum", "abc123".parse().unwrap());
+                t
+            })),
+        ];
+        Response::builder()
+            .header("trailer", "x-checksum")
+            .body(StreamBody::new(futures_util::stream::iter(frames)).boxed())
+            .unwrap()
+    })
+    .await;
+    let proxy = Proxy::start(RouteConfig::builder(backend.url()).build().unwrap()).await;
+    let with = "GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\nConnection: close\r\n\r\n";
+    let answer = raw_exchange(proxy.addr, with.as_bytes()).await;
+    assert!(answer.contains("x-checksum: abc123"), "{answer}");
+    let without = "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    let answer = raw_exchange(proxy.addr, without.as_bytes()).await;
+    assert!(answer.contains("payload"), "{answer}");
+    assert!(!answer.contains("x-checksum"), "{answer}");
+}
