@@ -1,0 +1,186 @@
+//! The access log: one line per request on stderr, written when the response body ends (or is
+//! dropped), with the method, path, route, backend, status, body bytes and duration.
+//!
+//! The line goes through `tracing` at INFO under the target `reverseit::access`, so `RUST_LOG`
+//! (`reverseit::access=off`, say) controls it. When the line is filtered out nothing is measured:
+//! the check is one cached callsite lookup per request.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body::{Body, Frame, SizeHint};
+use reverseit_core::BoxError;
+use tokio::time::Instant;
+use tower_service::Service;
+
+use crate::router::{Router, RouterBody, RouterFuture};
+
+/// The tracing target of access-log lines.
+pub(crate) const TARGET: &str = "reverseit::access";
+
+/// Logs every request the router serves.
+#[derive(Debug, Clone)]
+pub(crate) struct AccessLog {
+    router: Router,
+}
+
+impl AccessLog {
+    pub(crate) fn new(router: Router) -> Self {
+        Self { router }
+    }
+}
+
+/// What is known of a request when its response starts.
+#[derive(Debug)]
+struct Entry {
+    start: Instant,
+    method: Method,
+    uri: Uri,
+    router: Router,
+    status: StatusCode,
+}
+
+impl<B> Service<Request<B>> for AccessLog
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<LogBody<RouterBody>>;
+    type Error = Infallible;
+    type Future = LogFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> LogFuture {
+        let entry = tracing::enabled!(target: TARGET, tracing::Level::INFO).then(|| Entry {
+            start: Instant::now(),
+            method: req.method().clone(),
+            // A `Uri` clone shares its bytes: no copy of the path.
+            uri: req.uri().clone(),
+            router: self.router.clone(),
+            status: StatusCode::OK,
+        });
+        LogFuture {
+            inner: self.router.call(req),
+            entry,
+        }
+    }
+}
+
+/// The future of [`AccessLog::call`].
+#[derive(Debug)]
+pub(crate) struct LogFuture {
+    inner: RouterFuture,
+    entry: Option<Entry>,
+}
+
+impl Future for LogFuture {
+    type Output = Result<Response<LogBody<RouterBody>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Ok(resp) = ready!(Pin::new(&mut this.inner).poll(cx));
+        let mut entry = this.entry.take();
+        if let Some(e) = &mut entry {
+            e.status = resp.status();
+        }
+        Poll::Ready(Ok(resp.map(|inner| LogBody {
+            inner,
+            entry,
+            bytes: 0,
+            complete: false,
+        })))
+    }
+}
+
+/// A response body that counts its data bytes and writes the access-log line when it is done.
+pub(crate) struct LogBody<B: Body> {
+    inner: B,
+    entry: Option<Entry>,
+    bytes: u64,
+    /// The body reached its end (rather than being dropped early or failing).
+    complete: bool,
+}
+
+impl<B> Body for LogBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.get_mut();
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(f)) => {
+                if let Some(data) = f.data_ref() {
+                    this.bytes += data.len() as u64;
+                }
+            }
+            None => this.complete = true,
+            Some(Err(_)) => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B: Body> Drop for LogBody<B> {
+    fn drop(&mut self) {
+        let Some(e) = self.entry.take() else {
+            return;
+        };
+        // hyper may drop a body it knows is empty (HEAD, 204, a 101 upgrade) without polling it.
+        let complete = self.complete || self.inner.is_end_stream();
+        let route = e.router.select(e.uri.path());
+        tracing::info!(
+            target: TARGET,
+            method = %e.method,
+            path = %e.uri.path(),
+            route = %route.map_or("-", |r| &r.path),
+            backend = %route.map_or("-", |r| &r.backend),
+            status = e.status.as_u16(),
+            bytes = self.bytes,
+            duration = ?e.start.elapsed(),
+            complete,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Full};
+
+    #[tokio::test]
+    async fn counts_body_bytes_and_passes_frames_through() {
+        let mut body = LogBody {
+            inner: Full::new(Bytes::from_static(b"hello")),
+            entry: None,
+            bytes: 0,
+            complete: false,
+        };
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.data_ref().map(|d| &d[..]), Some(&b"hello"[..]));
+        assert!(body.frame().await.is_none());
+        assert_eq!(body.bytes, 5);
+        assert!(body.complete);
+    }
+}

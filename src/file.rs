@@ -1,0 +1,414 @@
+//! The TOML configuration file (`cli.md`): its shape, and errors that name the key, the value and
+//! the line.
+//!
+//! The document is parsed once into toml's spanned tree; each section is then deserialized on its
+//! own, so that one bad section does not hide the others' problems, and validation errors from
+//! `reverseit-core` (which name options such as `routes[2].pool_timeout`) are mapped back to lines
+//! through the same tree.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reverseit_core::config::{PoolSpec, RouteSpec};
+use reverseit_core::{ConfigError, InvalidOption, PoolConfig};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use crate::settings::{
+    self, BadConfig, DEFAULT_LISTEN, Mount, SHUTDOWN_TIMEOUT, ServerLimits, Settings,
+};
+
+/// The `[tls]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSpec {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// The `[server]` table; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerSpec {
+    header_read_timeout: Option<u64>,
+    max_connections: Option<usize>,
+    http2_max_concurrent_streams: Option<u32>,
+    max_header_list_size: Option<u32>,
+}
+
+/// The top-level keys, for the unknown-key message.
+const TOP_LEVEL: &str = "`listen`, `shutdown_timeout`, `tls`, `server`, `pool`, `routes`";
+
+/// Reads and checks the file at `path`. Relative paths inside it (`[tls]` files, `ca_file`) are
+/// taken relative to the file's own folder, so the proxy can be started from anywhere.
+pub(crate) fn load(path: &Path) -> Result<Settings, BadConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        BadConfig::one(format!(
+            "cannot read the config file `{}`: {e}",
+            path.display()
+        ))
+    })?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    parse(&path.display().to_string(), &text, base)
+}
+
+/// Checks the TOML `text`; `name` labels the messages, `base` anchors relative paths.
+pub(crate) fn parse(name: &str, text: &str, base: &Path) -> Result<Settings, BadConfig> {
+    let src = Source { name, text };
+    let (doc, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        return Err(BadConfig {
+            problems: syntax.iter().map(|e| src.toml_error(e)).collect(),
+        });
+    }
+    let mut file = FileParts::default();
+    let mut problems = Vec::new();
+    for (key, value) in doc.get_ref().iter() {
+        let r = match key.get_ref().as_ref() {
+            "listen" => src.section(value).map(|v| file.listen = Some(v)),
+            "shutdown_timeout" => src.section(value).map(|v| file.shutdown_timeout = Some(v)),
+            "tls" => src.section(value).map(|v| file.tls = Some(v)),
+            "server" => src.section(value).map(|v| file.server = Some(v)),
+            "pool" => src.section(value).map(|v| file.pool = Some(v)),
+            "routes" => src.routes(value, &mut file.routes),
+            other => Err(vec![src.at(
+                key.span(),
+                &tidy(&format!(
+                    "unknown field `{other}`, expected one of {TOP_LEVEL}"
+                )),
+            )]),
+        };
+        if let Err(mut e) = r {
+            problems.append(&mut e);
+        }
+    }
+    if !problems.is_empty() {
+        // Shape errors first: values of the wrong type make validation meaningless.
+        return Err(BadConfig { problems });
+    }
+    file.check(&src, doc.get_ref(), base)
+}
+
+/// The sections as deserialized, before validation.
+#[derive(Debug, Default)]
+struct FileParts {
+    listen: Option<String>,
+    shutdown_timeout: Option<u64>,
+    tls: Option<TlsSpec>,
+    server: Option<ServerSpec>,
+    pool: Option<PoolSpec>,
+    routes: Vec<Spanned<RouteSpec>>,
+}
+
+impl FileParts {
+    fn check(
+        self,
+        src: &Source<'_>,
+        doc: &DeTable<'_>,
+        base: &Path,
+    ) -> Result<Settings, BadConfig> {
+        let mut problems = Vec::new();
+        let mut fail = |option: &str, value: String, reason: &str| {
+            let p = InvalidOption::new(option, value, reason);
+            problems.push(src.invalid(doc, &p));
+        };
+
+        let listen = match &self.listen {
+            None => DEFAULT_LISTEN,
+            Some(s) => s.parse::<SocketAddr>().unwrap_or_else(|_| {
+                fail(
+                    "listen",
+                    format!("{s:?}"),
+                    "expected an IP address and port, such as \"127.0.0.1:8080\" or \"[::]:443\"",
+                );
+                DEFAULT_LISTEN
+            }),
+        };
+        let shutdown_timeout = self
+            .shutdown_timeout
+            .map_or(SHUTDOWN_TIMEOUT, Duration::from_millis);
+
+        let limits = self
+            .server
+            .as_ref()
+            .map_or_else(ServerLimits::default, |s| server_limits(s, &mut fail));
+
+        let tls = self.tls.as_ref().and_then(|t| {
+            let (cert, key) = (base.join(&t.cert), base.join(&t.key));
+            crate::tls::server_config(&cert, &key)
+                .map_err(|e| {
+                    let at = find(doc, "tls").map_or(0, |v| v.span().start);
+                    problems.push(src.at(at..at, &format!("[tls]: {e}")));
+                })
+                .ok()
+        });
+
+        let pool = match self.pool.as_ref().map(PoolSpec::build) {
+            None => PoolConfig::default(),
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
+                problems.extend(src.config_error(doc, &e.in_section("pool")));
+                PoolConfig::default()
+            }
+        };
+
+        if self.routes.is_empty() {
+            problems.push(format!(
+                "{}: no routes: add at least one [[routes]] table with a `backend`",
+                src.name
+            ));
+        }
+        let mut routes: Vec<Mount> = Vec::with_capacity(self.routes.len());
+        for (i, spec) in self.routes.into_iter().enumerate() {
+            let section = format!("routes[{i}]");
+            let mut spec = spec.into_inner();
+            let path = match settings::mount_path(spec.path.as_deref().unwrap_or("/")) {
+                Ok(p) => Some(p),
+                Err(reason) => {
+                    let value = format!("{:?}", spec.path.as_deref().unwrap_or("/"));
+                    let p = InvalidOption::new(format!("{section}.path"), value, reason);
+                    problems.push(src.invalid(doc, &p));
+                    None
+                }
+            };
+            if let Some(ca) = spec.ca_file.take() {
+                spec.ca_file = Some(base.join(ca));
+            }
+            let route = spec
+                .build(&pool)
+                .and_then(|route| {
+                    // The pool reads `ca_file`; checking it here makes `--check` catch a missing file.
+                    reverseit_pool::Target::from_route(&route).map(|_| route)
+                })
+                .map_err(|e| problems.extend(src.config_error(doc, &e.in_section(&section))));
+            if let (Some(path), Ok(route)) = (path, route) {
+                if let Some(j) = routes.iter().position(|m| m.path == path) {
+                    let p = InvalidOption::new(
+                        format!("{section}.path"),
+                        format!("{path:?}"),
+                        format!("routes[{j}] is already mounted there"),
+                    );
+                    problems.push(src.invalid(doc, &p));
+                }
+                routes.push(Mount { path, route });
+            }
+        }
+
+        if !problems.is_empty() {
+            return Err(BadConfig { problems });
+        }
+        Ok(Settings {
+            listen,
+            shutdown_timeout,
+            tls,
+            limits,
+            pool,
+            routes,
+            demo: false,
+        })
+    }
+}
+
+fn server_limits(s: &ServerSpec, fail: &mut impl FnMut(&str, String, &str)) -> ServerLimits {
+    let mut limits = ServerLimits::default();
+    if let Some(ms) = s.header_read_timeout {
+        if ms == 0 {
+            fail(
+                "server.header_read_timeout",
+                "0".into(),
+                "a timeout must be at least 1 ms",
+            );
+        } else {
+            limits.header_read_timeout = Duration::from_millis(ms);
+        }
+    }
+    if let Some(n) = s.max_connections {
+        if n == 0 {
+            fail("server.max_connections", "0".into(), "must be at least 1");
+        } else {
+            limits.max_connections = n;
+        }
+    }
+    if let Some(n) = s.http2_max_concurrent_streams {
+        if n == 0 {
+            fail(
+                "server.http2_max_concurrent_streams",
+                "0".into(),
+                "must be at least 1",
+            );
+        } else {
+            limits.http2_max_concurrent_streams = n;
+        }
+    }
+    if let Some(n) = s.max_header_list_size {
+        if n < 1024 {
+            fail(
+                "server.max_header_list_size",
+                n.to_string(),
+                "must be at least 1024 bytes",
+            );
+        } else {
+            limits.max_header_list_size = n;
+        }
+    }
+    limits
+}
+
+/// The file's text and name, to turn byte offsets into `file:line` messages.
+struct Source<'a> {
+    name: &'a str,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    /// Deserializes one section, with toml's own error (which carries the position) on failure.
+    fn section<T: DeserializeOwned>(&self, value: &Spanned<DeValue<'_>>) -> Result<T, Vec<String>> {
+        T::deserialize(ValueDeserializer::from(value.clone()))
+            .map_err(|e| vec![self.toml_error(&e)])
+    }
+
+    /// Deserializes `[[routes]]` one table at a time, so every bad route is reported.
+    fn routes(
+        &self,
+        value: &Spanned<DeValue<'_>>,
+        out: &mut Vec<Spanned<RouteSpec>>,
+    ) -> Result<(), Vec<String>> {
+        let Some(array) = value.get_ref().as_array() else {
+            return Err(vec![self.at(
+                value.span(),
+                "`routes` must be an array of tables: write each route as a [[routes]] table",
+            )]);
+        };
+        let mut problems = Vec::new();
+        for item in array.iter() {
+            match self.section::<RouteSpec>(item) {
+                Ok(spec) => out.push(Spanned::new(item.span(), spec)),
+                Err(mut e) => problems.append(&mut e),
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// A toml error as `file:line:column: message`, plus the line itself.
+    fn toml_error(&self, e: &toml::de::Error) -> String {
+        let msg = tidy(e.message().trim_end());
+        match e.span() {
+            Some(span) => self.at(span, &msg),
+            None => format!("{}: {msg}", self.name),
+        }
+    }
+
+    /// Every problem of a core validation error, each at the line of the key it names.
+    fn config_error(&self, doc: &DeTable<'_>, e: &ConfigError) -> Vec<String> {
+        e.problems().iter().map(|p| self.invalid(doc, p)).collect()
+    }
+
+    fn invalid(&self, doc: &DeTable<'_>, p: &InvalidOption) -> String {
+        match locate(doc, p.option()) {
+            Some(span) => self.at(span, &p.to_string()),
+            None => format!("{}: {p}", self.name),
+        }
+    }
+
+    fn at(&self, span: Range<usize>, msg: &str) -> String {
+        let start = span.start.min(self.text.len());
+        let before = &self.text[..start];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = self.text[line_start..start].chars().count() + 1;
+        let line_text = self.text[line_start..]
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_end();
+        format!(
+            "{}:{line}:{column}: {msg}\n{line:>5} | {line_text}",
+            self.name
+        )
+    }
+}
+
+/// The span of the value an option name points at: `listen`, `pool.pool_size`,
+/// `routes[2].add_headers.x-api-key`, `server.max_connections`. Falls back to the nearest enclosing
+/// table, so a message always gets a line when its section exists.
+fn locate(doc: &DeTable<'_>, option: &str) -> Option<Range<usize>> {
+    let (table, rest) = if let Some(r) = option.strip_prefix("routes[") {
+        let (index, rest) = r.split_once("].")?;
+        let index: usize = index.parse().ok()?;
+        let item = find(doc, "routes")?.get_ref().as_array()?.get(index)?;
+        (item, rest)
+    } else if let Some((section, rest)) = option.split_once('.') {
+        (find(doc, section)?, rest)
+    } else {
+        return find(doc, option).map(|v| v.span());
+    };
+    let Some(t) = table.get_ref().as_table() else {
+        return Some(table.span());
+    };
+    if let Some(v) = t.get(rest) {
+        return Some(v.span());
+    }
+    // `add_headers.x-api-key`: the inline table's entry, or the table itself.
+    let (head, tail) = rest.split_once('.')?;
+    let Some(v) = t.get(head) else {
+        return Some(table.span());
+    };
+    Some(
+        v.get_ref()
+            .as_table()
+            .and_then(|inner| inner.get(tail))
+            .map_or(v.span(), |entry| entry.span()),
+    )
+}
+
+/// serde's unknown-field message lists every accepted key: 33 for a route. Suggest the closest
+/// one instead when there is a close one, and keep the list only when it is short.
+fn tidy(msg: &str) -> String {
+    let Some(rest) = msg.strip_prefix("unknown field `") else {
+        return msg.to_owned();
+    };
+    let Some((field, expected)) = rest.split_once("`, expected one of ") else {
+        return msg.to_owned();
+    };
+    let names: Vec<&str> = expected.split(", ").map(|n| n.trim_matches('`')).collect();
+    let closest = names
+        .iter()
+        .map(|n| (edit_distance(field, n), *n))
+        .min()
+        .filter(|(d, _)| *d <= 2 || (*d <= 3 && field.len() > 12));
+    match closest {
+        Some((_, name)) => format!("unknown key `{field}`: did you mean `{name}`?"),
+        None if names.len() <= 8 => format!("unknown key `{field}`, expected one of {expected}"),
+        None => format!("unknown key `{field}` (the keys are listed in docs/configuration.md)"),
+    }
+}
+
+/// Levenshtein distance, for key suggestions; keys are short.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = substitute.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn find<'a, 'i>(doc: &'a DeTable<'i>, key: &str) -> Option<&'a Spanned<DeValue<'i>>> {
+    doc.get(key)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,320 @@
+//! The listener: accepting (plain or TLS), the `[server]` limits, serving each connection with the
+//! routes, and the graceful shutdown on SIGINT/SIGTERM.
+
+use std::io::{self, Write as _};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use reverseit_core::RouteConfig;
+use reverseit_core::headers::ClientInfo;
+use reverseit_hyper::{ReverseProxy, WithClientInfo, client_info, connection_builder};
+use reverseit_pool::Pool;
+use reverseit_ws::Shutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::access_log::AccessLog;
+use crate::idle::{self, Activity, Tracked};
+use crate::router::Router;
+use crate::settings::{BadConfig, Mount, ServerLimits, Settings};
+use crate::signal::Signals;
+
+/// How long a connection closed for idleness may take to wind down (an HTTP/2 GOAWAY exchange)
+/// before it is dropped.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Why the server could not run.
+#[derive(Debug)]
+pub(crate) enum RunError {
+    /// The configuration turned out unusable at start-up (exit 2).
+    Config(BadConfig),
+    /// A runtime failure, such as a port in use (exit 1).
+    Io(String),
+}
+
+/// Runs the proxy until SIGINT or SIGTERM, then shuts down gracefully.
+pub(crate) async fn run(settings: Settings) -> Result<(), RunError> {
+    // Installed before the readiness line, so a signal sent right after it is never missed.
+    let mut signals = Signals::install().map_err(|e| RunError::Io(format!("signals: {e}")))?;
+
+    let mut mounts = settings.routes;
+    let demo = if settings.demo {
+        let backend = crate::demo::start()
+            .await
+            .map_err(|e| RunError::Io(format!("cannot start the demo backend: {e}")))?;
+        let route = RouteConfig::builder(format!("http://{}", backend.addr()))
+            .build()
+            .map_err(|e| RunError::Config(BadConfig::one(e.to_string())))?;
+        mounts.push(Mount {
+            path: "/".to_owned(),
+            route,
+        });
+        Some(backend)
+    } else {
+        None
+    };
+
+    let websockets = Shutdown::new();
+    let router = routes(mounts, Pool::new(settings.pool), &websockets)?;
+
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| RunError::Io(format!("cannot listen on {}: {e}", settings.listen)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| RunError::Io(format!("listener address: {e}")))?;
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    ready(&format!("listening on {scheme}://{local}"))
+        .map_err(|e| RunError::Io(format!("stdout: {e}")))?;
+    if let Some(backend) = &demo {
+        crate::demo::print_hints(local, backend.addr());
+    }
+    tracing::info!(%local, tls = settings.tls.is_some(), "proxy ready");
+
+    let server = Arc::new(Server {
+        builder: builder(&settings.limits),
+        service: AccessLog::new(router),
+        tls: settings.tls.map(TlsAcceptor::from),
+        limits: settings.limits,
+        local_port: local.port(),
+    });
+    let (stop, stopped) = watch::channel(false);
+    let permits = Arc::new(Semaphore::new(settings.limits.max_connections));
+    loop {
+        // A permit first: beyond `max_connections`, clients wait in the kernel's accept queue.
+        let (permit, accepted) = tokio::select! {
+            biased;
+            () = signals.recv() => break,
+            accepted = async {
+                let permit = Arc::clone(&permits).acquire_owned().await;
+                (permit, listener.accept().await)
+            } => accepted,
+        };
+        let permit = permit.expect("the connection semaphore is never closed");
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) if is_transient(&e) => {
+                // Out of file descriptors, or a connection reset while queued: pause rather than
+                // spin, and keep serving the connections already open.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            Err(e) => return Err(RunError::Io(format!("accept failed: {e}"))),
+        };
+        let server = Arc::clone(&server);
+        let stopped = stopped.clone();
+        tokio::spawn(async move { server.connection(stream, permit, peer, stopped).await });
+    }
+
+    drop(listener);
+    // Only the connections' receivers may remain, so `stop.closed()` means "all connections done".
+    drop(stopped);
+    tracing::info!(timeout = ?settings.shutdown_timeout, "shutting down: no new connections");
+    let _ = stop.send(true);
+    websockets.trigger();
+    let drained = async {
+        tokio::join!(stop.closed(), websockets.wait_idle());
+    };
+    tokio::select! {
+        () = drained => tracing::info!("shutdown complete"),
+        () = tokio::time::sleep(settings.shutdown_timeout) => {
+            tracing::warn!("shutdown_timeout reached: cutting off the requests still running");
+        }
+        () = signals.recv() => tracing::warn!("second signal: stopping now"),
+    }
+    Ok(())
+}
+
+/// Prints the readiness line, flushed: scripts and tests wait for it.
+fn ready(line: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()
+}
+
+/// One proxy per route, all sharing one pool and one WebSocket shutdown handle.
+fn routes(mounts: Vec<Mount>, pool: Pool, websockets: &Shutdown) -> Result<Router, RunError> {
+    let mut mounted = Vec::with_capacity(mounts.len());
+    let mut problems = Vec::new();
+    for (i, m) in mounts.into_iter().enumerate() {
+        match ReverseProxy::with_shutdown(pool.clone(), m.route, websockets.clone()) {
+            Ok(proxy) => mounted.push((m.path, proxy)),
+            Err(e) => problems.extend(
+                e.in_section(&format!("routes[{i}]"))
+                    .problems()
+                    .iter()
+                    .map(ToString::to_string),
+            ),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(RunError::Config(BadConfig { problems }));
+    }
+    Ok(Router::new(mounted))
+}
+
+/// The HTTP/1.1 + HTTP/2 connection builder with the `[server]` limits. No hyper timer is set, so
+/// hyper's per-request header timer stays off: [`idle`] does that job per connection.
+fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
+    let mut b = connection_builder();
+    b.http2()
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .max_header_list_size(limits.max_header_list_size);
+    b
+}
+
+struct Server {
+    builder: auto::Builder<TokioExecutor>,
+    service: AccessLog,
+    tls: Option<TlsAcceptor>,
+    limits: ServerLimits,
+    local_port: u16,
+}
+
+impl Server {
+    /// Serves one accepted connection: the TLS handshake first when TLS is on, bounded by
+    /// `header_read_timeout` like a request head.
+    async fn connection(
+        &self,
+        stream: TcpStream,
+        permit: OwnedSemaphorePermit,
+        peer: SocketAddr,
+        stopped: watch::Receiver<bool>,
+    ) {
+        let _ = stream.set_nodelay(true);
+        // The permit goes with the socket, so an upgraded connection (a WebSocket, which outlives
+        // this task) still counts against `max_connections` until it closes.
+        let stream = Counted {
+            io: stream,
+            _permit: permit,
+        };
+        let Some(acceptor) = &self.tls else {
+            let client = client_info(peer, false, self.local_port);
+            return self.serve(stream, client, stopped).await;
+        };
+        let handshake = acceptor.accept(stream);
+        match tokio::time::timeout(self.limits.header_read_timeout, handshake).await {
+            Ok(Ok(tls)) => {
+                let client = client_info(peer, true, self.local_port);
+                self.serve(tls, client, stopped).await;
+            }
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
+    }
+
+    async fn serve<I>(&self, io: I, client: ClientInfo, mut stopped: watch::Receiver<bool>)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let activity = Arc::new(Activity::default());
+        let service = Tracked::new(self.service.clone(), Arc::clone(&activity));
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(io), WithClientInfo::new(service, client));
+        tokio::pin!(conn);
+        let idle = idle::idle(&activity, self.limits.header_read_timeout);
+        tokio::pin!(idle);
+        let mut stopping = *stopped.borrow();
+        if stopping {
+            conn.as_mut().graceful_shutdown();
+        }
+        let mut idled = false;
+        let mut grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        loop {
+            tokio::select! {
+                done = conn.as_mut() => {
+                    if let Err(e) = done {
+                        tracing::debug!(peer = %client.peer, error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = stopped.changed(), if !stopping => {
+                    // Shutdown: finish the requests in flight, take no more (HTTP/2 GOAWAY).
+                    stopping = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                () = &mut idle, if !idled => {
+                    idled = true;
+                    tracing::debug!(peer = %client.peer, "closing an idle or stalled connection");
+                    conn.as_mut().graceful_shutdown();
+                    grace = Some(Box::pin(tokio::time::sleep(IDLE_CLOSE_GRACE)));
+                }
+                () = async { grace.as_mut().expect("guarded by is_some").await }, if grace.is_some() => {
+                    // A request that slipped in before the close is let finish; a stalled head is
+                    // dropped.
+                    if !activity.in_flight() {
+                        return;
+                    }
+                    grace = None;
+                }
+            }
+        }
+    }
+}
+
+/// A client socket holding its `max_connections` permit.
+struct Counted<I> {
+    io: I,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Counted<I> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Counted<I> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        // hyper writes head and body with one `writev` when the socket supports it.
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    !matches!(
+        e.kind(),
+        io::ErrorKind::InvalidInput | io::ErrorKind::PermissionDenied | io::ErrorKind::Unsupported
+    )
+}
