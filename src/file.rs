@@ -40,6 +40,10 @@ struct ServerSpec {
     max_header_list_size: Option<u32>,
 }
 
+/// Highest `max_connections` accepted: the permits live in a tokio `Semaphore`, whose own ceiling
+/// is far higher; anything above this is a typo.
+const MAX_CONNECTIONS_CEILING: usize = 100_000_000;
+
 /// The top-level keys, for the unknown-key message.
 const TOP_LEVEL: &str = "`listen`, `shutdown_timeout`, `tls`, `server`, `pool`, `routes`";
 
@@ -229,6 +233,12 @@ fn server_limits(s: &ServerSpec, fail: &mut impl FnMut(&str, String, &str)) -> S
     if let Some(n) = s.max_connections {
         if n == 0 {
             fail("server.max_connections", "0".into(), "must be at least 1");
+        } else if n > MAX_CONNECTIONS_CEILING {
+            fail(
+                "server.max_connections",
+                n.to_string(),
+                "must be at most 100000000 (far beyond any file-descriptor limit)",
+            );
         } else {
             limits.max_connections = n;
         }

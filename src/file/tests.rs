@@ -237,6 +237,11 @@ fn invalid_values_name_option_value_and_line() {
         2,
     );
     assert!(p.contains("server.max_connections"), "{p}");
+    let p = one_err_at(
+        "[server]\nmax_connections = 9999999999999\n[[routes]]\nbackend = \"http://h\"\n",
+        2,
+    );
+    assert!(p.contains("server.max_connections` = 9999999999999"), "{p}");
 }
 
 #[test]
