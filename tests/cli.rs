@@ -747,6 +747,8 @@ async fn sigterm_closes_websockets_with_1001_then_exits_0() {
         Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1001),
         other => panic!("expected close 1001, got {other:?}"),
     }
+    // Reading on sends tungstenite's queued close reply, completing the closing handshake.
+    while let Some(Ok(_)) = within("end of the WebSocket", ws.next()).await {}
     let exit = proxy.wait_exit().await;
     assert_eq!(exit.code(), Some(0), "{}", proxy.stderr.lock().unwrap());
 }
