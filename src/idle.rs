@@ -4,11 +4,13 @@
 //! hyper's own `header_read_timeout` arms a timer for every request head, which cost 13–24 % on
 //! small requests in our measurements (`performance-notes.md`). What the protection needs is
 //! coarser: a connection must not stay open without doing useful work. So each connection counts
-//! the requests it starts and finishes (two relaxed atomic increments per request), and one sleep
-//! per connection wakes every `header_read_timeout`: when no request is in flight and none started
-//! during the whole period, the connection is closed. A slow or never-finished request head (it
-//! never becomes a request) and an idle keep-alive connection are both closed after one to two
-//! periods; a slow request in flight is the routes' timeouts' business.
+//! the requests it starts and finishes and its socket writes (relaxed atomic increments), and one
+//! sleep per connection wakes every `header_read_timeout`: when no request is in flight, none
+//! started and nothing was written during the whole period, the connection is asked to close
+//! (HTTP/2 GOAWAY, HTTP/1.1 close), and dropped after a further quiet second. A slow or
+//! never-finished request head (it never becomes a request, and reads do not count) and an idle
+//! keep-alive connection are both closed after one to two periods; a slow request in flight is the
+//! routes' timeouts' business.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,9 +30,17 @@ use tower_service::Service;
 pub(crate) struct Activity {
     started: AtomicU64,
     finished: AtomicU64,
+    /// Write calls on the socket: a response still draining to a slow reader after its body ended
+    /// is activity. Reads are not: a trickled request head must not keep a connection open.
+    writes: AtomicU64,
 }
 
 impl Activity {
+    /// Notes a write to the client (one relaxed increment per write call).
+    pub(crate) fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Whether requests are in flight. `finished` is read first and never exceeds `started`, so a
     /// request racing the loads can only make the connection look busy, never idle.
     pub(crate) fn in_flight(&self) -> bool {
@@ -39,16 +49,23 @@ impl Activity {
     }
 }
 
-/// Completes once the connection went a whole `period` with no request in flight and none started.
+/// Completes once the connection went a whole `period` with no request in flight, none started
+/// and nothing written.
 pub(crate) async fn idle(activity: &Activity, period: Duration) {
-    let mut seen = activity.started.load(Ordering::Relaxed);
+    let snapshot = |a: &Activity| {
+        (
+            a.started.load(Ordering::Relaxed),
+            a.writes.load(Ordering::Relaxed),
+        )
+    };
+    let mut seen = snapshot(activity);
     loop {
         tokio::time::sleep(period).await;
-        let started = activity.started.load(Ordering::Relaxed);
-        if started == seen && !activity.in_flight() {
+        let now = snapshot(activity);
+        if now == seen && !activity.in_flight() {
             return;
         }
-        seen = started;
+        seen = now;
     }
 }
 
@@ -202,6 +219,22 @@ mod tests {
             "the period with a request must not count as idle"
         );
         tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(watch.is_finished());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_count_as_activity() {
+        let activity = Arc::new(Activity::default());
+        let watch = tokio::spawn({
+            let a = Arc::clone(&activity);
+            async move { idle(&a, Duration::from_secs(10)).await }
+        });
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            activity.wrote(); // a slow reader still draining a response
+        }
+        assert!(!watch.is_finished());
+        tokio::time::sleep(Duration::from_secs(20)).await;
         assert!(watch.is_finished());
     }
 }

@@ -26,8 +26,8 @@ use crate::router::Router;
 use crate::settings::{BadConfig, Mount, ServerLimits, Settings};
 use crate::signal::Signals;
 
-/// How long a connection closed for idleness may take to wind down (an HTTP/2 GOAWAY exchange)
-/// before it is dropped.
+/// How long a connection being closed for idleness may stay quiet (no request, no write) before it
+/// is dropped: time for an HTTP/2 GOAWAY exchange or an HTTP/1.1 close.
 const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Why the server could not run.
@@ -194,45 +194,50 @@ impl Server {
         stopped: watch::Receiver<bool>,
     ) {
         let _ = stream.set_nodelay(true);
+        let activity = Arc::new(Activity::default());
         // The permit goes with the socket, so an upgraded connection (a WebSocket, which outlives
         // this task) still counts against `max_connections` until it closes.
         let stream = Counted {
             io: stream,
+            activity: Arc::clone(&activity),
             _permit: permit,
         };
         let Some(acceptor) = &self.tls else {
             let client = client_info(peer, false, self.local_port);
-            return self.serve(stream, client, stopped).await;
+            return self.serve(stream, client, activity, stopped).await;
         };
         let handshake = acceptor.accept(stream);
         match tokio::time::timeout(self.limits.header_read_timeout, handshake).await {
             Ok(Ok(tls)) => {
                 let client = client_info(peer, true, self.local_port);
-                self.serve(tls, client, stopped).await;
+                self.serve(tls, client, activity, stopped).await;
             }
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
         }
     }
 
-    async fn serve<I>(&self, io: I, client: ClientInfo, mut stopped: watch::Receiver<bool>)
-    where
+    async fn serve<I>(
+        &self,
+        io: I,
+        client: ClientInfo,
+        activity: Arc<Activity>,
+        mut stopped: watch::Receiver<bool>,
+    ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let activity = Arc::new(Activity::default());
         let service = Tracked::new(self.service.clone(), Arc::clone(&activity));
         let conn = self
             .builder
             .serve_connection_with_upgrades(TokioIo::new(io), WithClientInfo::new(service, client));
         tokio::pin!(conn);
-        let idle = idle::idle(&activity, self.limits.header_read_timeout);
-        tokio::pin!(idle);
+        let quiet = idle::idle(&activity, self.limits.header_read_timeout);
+        tokio::pin!(quiet);
         let mut stopping = *stopped.borrow();
         if stopping {
             conn.as_mut().graceful_shutdown();
         }
-        let mut idled = false;
-        let mut grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        let mut closing = false;
         loop {
             tokio::select! {
                 done = conn.as_mut() => {
@@ -246,28 +251,28 @@ impl Server {
                     stopping = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                () = &mut idle, if !idled => {
-                    idled = true;
-                    tracing::debug!(peer = %client.peer, "closing an idle or stalled connection");
-                    conn.as_mut().graceful_shutdown();
-                    grace = Some(Box::pin(tokio::time::sleep(IDLE_CLOSE_GRACE)));
-                }
-                () = async { grace.as_mut().expect("guarded by is_some").await }, if grace.is_some() => {
-                    // A request that slipped in before the close is let finish; a stalled head is
-                    // dropped.
-                    if !activity.in_flight() {
+                () = &mut quiet => {
+                    if closing {
+                        // Quiet again after the close began: a stalled head, or a client that
+                        // never finished closing. A request that slipped in, or a response still
+                        // being written to a slow reader, would have kept it from being quiet.
                         return;
                     }
-                    grace = None;
+                    closing = true;
+                    tracing::debug!(peer = %client.peer, "closing an idle or stalled connection");
+                    conn.as_mut().graceful_shutdown();
+                    quiet.set(idle::idle(&activity, IDLE_CLOSE_GRACE));
                 }
             }
         }
     }
 }
 
-/// A client socket holding its `max_connections` permit.
+/// A client socket holding its `max_connections` permit, and telling the idle watchdog when a
+/// response is being written.
 struct Counted<I> {
     io: I,
+    activity: Arc<Activity>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -287,7 +292,10 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Counted<I> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.activity.wrote();
+        written
     }
 
     fn poll_write_vectored(
@@ -295,7 +303,10 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Counted<I> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.activity.wrote();
+        written
     }
 
     fn is_write_vectored(&self) -> bool {
