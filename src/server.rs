@@ -294,7 +294,9 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Counted<I> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let written = Pin::new(&mut this.io).poll_write(cx, buf);
-        this.activity.wrote();
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.wrote();
+        }
         written
     }
 
@@ -305,7 +307,9 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Counted<I> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        this.activity.wrote();
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.wrote();
+        }
         written
     }
 
