@@ -119,27 +119,7 @@ async fn str_3_slow_client_bounds_buffered_bytes() {
     stream.read_exact(&mut head).await.unwrap();
     assert!(head.starts_with(b"HTTP/1.1 200"));
     // Wait until the backend stops making progress: the pipes are full.
-    let mut last = 0;
-    loop {
-        tokio::task::yield_now().await;
-        let now = pushed.load(Ordering::SeqCst);
-        if now == last && now > 0 {
-            // Give the runtime a few more turns to be sure nothing moves.
-            let mut still = true;
-            for _ in 0..200 {
-                tokio::task::yield_now().await;
-                if pushed.load(Ordering::SeqCst) != now {
-                    still = false;
-                    break;
-                }
-            }
-            if still {
-                break;
-            }
-        }
-        last = now;
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    wait_until_stalled(&pushed).await;
     let stalled_at = pushed.load(Ordering::SeqCst);
     // Kernel socket buffers on both sides plus hyper's buffers: a few MiB at most, never the GiB.
     assert!(
@@ -153,6 +133,107 @@ async fn str_3_slow_client_bounds_buffered_bytes() {
         read += stream.read(&mut buf).await.unwrap();
     }
     assert!(pushed.load(Ordering::SeqCst) > stalled_at);
+}
+
+/// Returns once `counter` has stopped moving: every buffer between the writer and a reader that
+/// does not read is full. Polls on short timer ticks; a stalled flow passes the check at once.
+async fn wait_until_stalled(counter: &AtomicU64) {
+    let mut last = u64::MAX;
+    loop {
+        let now = counter.load(Ordering::SeqCst);
+        if now == last && now > 0 {
+            return;
+        }
+        last = now;
+        // Enough turns for every task on the path to move if it can.
+        for _ in 0..1_000 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+// STR-2: a client uploading to a backend that does not read can only push a bounded amount into
+// the proxy, however large its body; once the backend reads, the whole upload arrives.
+#[tokio::test]
+async fn str_2_upload_to_a_stalled_backend_is_bounded() {
+    let (go_tx, go_rx) = oneshot::channel::<()>();
+    let go = Arc::new(tokio::sync::Mutex::new(Some(go_rx)));
+    let backend = Backend::start(Speaks::Http1, move |req| {
+        let go = go.clone();
+        async move {
+            if let Some(rx) = go.lock().await.take() {
+                let _ = rx.await;
+            }
+            count_body(req).await
+        }
+    })
+    .await;
+    let proxy = Proxy::start(route(&backend).build().unwrap()).await;
+    let sent = Arc::new(AtomicU64::new(0));
+    let (tx, body) = channel_body();
+    let total: u64 = 96 << 20; // under the default 100 MiB limit, well over the bound below
+    let feeder = tokio::spawn({
+        let sent = sent.clone();
+        async move {
+            let chunk = Bytes::from(vec![b'u'; 64 * 1024]);
+            while sent.load(Ordering::SeqCst) < total {
+                if tx.send(chunk.clone()).await.is_err() {
+                    return;
+                }
+                sent.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            }
+        }
+    });
+    let req = Request::post(proxy.url("/up")).body(body).unwrap();
+    let response = tokio::spawn(fetch_owned(req));
+    wait_until_stalled(&sent).await;
+    let stalled_at = sent.load(Ordering::SeqCst);
+    assert!(
+        stalled_at < 32 << 20,
+        "{stalled_at} bytes taken in while the backend read nothing"
+    );
+    go_tx.send(()).unwrap();
+    let (status, _, body) = response.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, total.to_string());
+    feeder.await.unwrap();
+}
+
+async fn fetch_owned(req: Request<Body>) -> (StatusCode, http::HeaderMap, Bytes) {
+    fetch(&client(), req).await
+}
+
+// STR-5: informational responses from the backend (103, an unsolicited 100) are not forwarded as
+// the final response; the client gets the 200 that follows.
+#[tokio::test]
+async fn str_5_backend_1xx_not_final() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n\
+                          HTTP/1.1 100 Continue\r\n\r\n\
+                          HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal",
+                    )
+                    .await;
+                let _ = s.read(&mut buf).await;
+            });
+        }
+    });
+    let proxy = Proxy::start(RouteConfig::builder(url).build().unwrap()).await;
+    let (status, _, body) = get(&proxy.url("/")).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, Bytes::from_static(b"final"))
+    );
+    server.abort();
 }
 
 // The original's streaming tests: a 15 MiB chunked upload counted exactly, and a 1 KiB one.
