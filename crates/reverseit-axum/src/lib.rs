@@ -38,3 +38,8 @@ mod service;
 
 pub use connect_info::ClientAddr;
 pub use service::Proxy;
+
+/// The workspace README's examples, compiled as doctests so they cannot rot.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
