@@ -20,49 +20,40 @@ pub struct RouteConfig {
     backend: Backend,
     strip_path: Option<Box<str>>,
     connect_timeout: Duration,
-    pool_timeout: Duration,
-    response_header_timeout: Duration,
-    upstream_idle_timeout: Duration,
-    request_body_read_timeout: Duration,
-    max_request_body_size: SizeLimit,
-    request_body_buffer_size: usize,
-    max_response_body_size: SizeLimit,
-    max_request_target_bytes: usize,
-    max_request_header_line_bytes: usize,
-    max_request_header_bytes: usize,
-    max_request_headers: usize,
-    max_response_header_bytes: usize,
-    forwarded_headers: ForwardedHeaders,
+    verify_tls: bool,
+    protocols: Protocols,
     add_headers: Vec<(HeaderName, HeaderValue)>,
     remove_headers: Vec<HeaderName>,
-    verify_tls: bool,
     ca_file: Option<PathBuf>,
-    protocols: Protocols,
-    websocket_idle_timeout: Duration,
-    websocket_backend_upgrade_timeout: Duration,
-    max_websocket_frame_size: usize,
-    max_websocket_pending_bytes: usize,
-    max_websocket_pending_frames: usize,
-    websocket_compress: bool,
-    response_header_retries: u32,
-    request_body_chunk_size: usize,
-    preserve_host_header: bool,
-    websocket_validate_utf8: bool,
     error_response: ErrorResponse,
+    /// The options taken as given, checked by `build`.
+    rest: RouteConfigRest,
 }
 
-/// Read access to the options whose values are `Copy`.
+/// Read access to the options whose values are `Copy`: those checked while parsing live in the
+/// config itself, the others in `rest`.
 macro_rules! copy_getters {
-    ($( $(#[$doc:meta])* $name:ident : $ty:ty ),* $(,)?) => {
+    (
+        parsed { $( $(#[$pdoc:meta])* $pname:ident : $pty:ty ),* $(,)? }
+        rest { $( $(#[$doc:meta])* $name:ident : $ty:ty ),* $(,)? }
+    ) => {
         impl RouteConfig {
-            $( $(#[$doc])* #[inline] pub fn $name(&self) -> $ty { self.$name } )*
+            $( $(#[$pdoc])* #[inline] pub fn $pname(&self) -> $pty { self.$pname } )*
+            $( $(#[$doc])* #[inline] pub fn $name(&self) -> $ty { self.rest.$name } )*
         }
     };
 }
 
 copy_getters! {
+    parsed {
     /// Backend connect timeout (`connect_timeout`, default 5 s; `CFG-3`).
     connect_timeout: Duration,
+    /// Whether backend certificates are verified (`verify_tls`, default true; `CFG-3`).
+    verify_tls: bool,
+    /// Upstream protocols (`protocols`, default HTTP/1.1; `CFG-3`).
+    protocols: Protocols,
+    }
+    rest {
     /// Time to wait for a free pooled connection (`pool_timeout`, default 5 s).
     pool_timeout: Duration,
     /// Time to wait for the backend's response head (`response_header_timeout`, default 30 s).
@@ -89,10 +80,6 @@ copy_getters! {
     max_response_header_bytes: usize,
     /// `X-Forwarded-*` mode (`forwarded_headers`, default append).
     forwarded_headers: ForwardedHeaders,
-    /// Whether backend certificates are verified (`verify_tls`, default true).
-    verify_tls: bool,
-    /// Upstream protocols (`protocols`, default HTTP/1.1).
-    protocols: Protocols,
     /// WebSocket idle timeout (`websocket_idle_timeout`, default 55 s).
     websocket_idle_timeout: Duration,
     /// Backend WebSocket handshake timeout (`websocket_backend_upgrade_timeout`, default 5 s).
@@ -114,6 +101,7 @@ copy_getters! {
     preserve_host_header: bool,
     /// Close with 1007 on invalid UTF-8 in text messages (`websocket_validate_utf8`, default true).
     websocket_validate_utf8: bool,
+    }
 }
 
 impl RouteConfig {
@@ -188,7 +176,7 @@ pub struct RouteConfigBuilder {
 }
 
 /// The options whose values are checked without parsing.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct RouteConfigRest {
     pool_timeout: Duration,
     response_header_timeout: Duration,
@@ -473,35 +461,13 @@ impl RouteConfigBuilder {
             backend,
             strip_path,
             connect_timeout,
-            pool_timeout: r.pool_timeout,
-            response_header_timeout: r.response_header_timeout,
-            upstream_idle_timeout: r.upstream_idle_timeout,
-            request_body_read_timeout: r.request_body_read_timeout,
-            max_request_body_size: r.max_request_body_size,
-            request_body_buffer_size: r.request_body_buffer_size,
-            max_response_body_size: r.max_response_body_size,
-            max_request_target_bytes: r.max_request_target_bytes,
-            max_request_header_line_bytes: r.max_request_header_line_bytes,
-            max_request_header_bytes: r.max_request_header_bytes,
-            max_request_headers: r.max_request_headers,
-            max_response_header_bytes: r.max_response_header_bytes,
-            forwarded_headers: r.forwarded_headers,
+            verify_tls: self.verify_tls.unwrap_or(true),
+            protocols,
             add_headers,
             remove_headers,
-            verify_tls: self.verify_tls.unwrap_or(true),
             ca_file: self.ca_file,
-            protocols,
-            websocket_idle_timeout: r.websocket_idle_timeout,
-            websocket_backend_upgrade_timeout: r.websocket_backend_upgrade_timeout,
-            max_websocket_frame_size: r.max_websocket_frame_size,
-            max_websocket_pending_bytes: r.max_websocket_pending_bytes,
-            max_websocket_pending_frames: r.max_websocket_pending_frames,
-            websocket_compress: r.websocket_compress,
-            response_header_retries: r.response_header_retries,
-            request_body_chunk_size: r.request_body_chunk_size,
-            preserve_host_header: r.preserve_host_header,
-            websocket_validate_utf8: r.websocket_validate_utf8,
             error_response,
+            rest: r,
         };
         c.finish(cfg)
     }
