@@ -85,10 +85,7 @@ impl Pool {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let backend = self.backend(target);
-        backend
-            .send(&target.inner, req.map(ReqBody::new), false)
-            .await
+        self.dispatch(target, req, false).await
     }
 
     /// Like [`Pool::send`], but never on an idle HTTP/1.1 connection: for sending a request again
@@ -104,9 +101,22 @@ impl Pool {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let backend = self.backend(target);
-        backend
-            .send(&target.inner, req.map(ReqBody::new), true)
+        self.dispatch(target, req, true).await
+    }
+
+    /// [`Pool::send`] (`fresh = false`) or [`Pool::resend`] (`fresh = true`).
+    async fn dispatch<B>(
+        &self,
+        target: &Target,
+        req: Request<B>,
+        fresh: bool,
+    ) -> Result<Response<Incoming>, Error>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.backend(target)
+            .send(&target.inner, req.map(ReqBody::new), fresh)
             .await
     }
 
