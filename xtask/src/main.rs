@@ -3,6 +3,9 @@
 //! - `cargo xtask test`: every test of the workspace (unit, integration, doc), the README's test command.
 //! - `cargo xtask lint`: `cargo fmt --check`, clippy with warnings denied, and rustdoc with warnings denied.
 //! - `cargo xtask ci`: `test` then `lint`, as `.ci/run` does after installing the system packages.
+//! - `cargo xtask bench [--quick] [--scenario NAME]`: the proxy against nginx and HAProxy (`bench/`).
+
+mod bench;
 
 use std::env;
 use std::process::{Command, ExitCode};
@@ -13,6 +16,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("lint") => lint(),
         Some("ci") => test().and_then(|()| lint()),
+        Some("bench") => bench::run(&args[1..]),
         Some(other) => Err(format!("unknown command `{other}`\n{USAGE}")),
         None => Err(USAGE.to_string()),
     };
@@ -25,7 +29,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask <test | lint | ci>";
+const USAGE: &str = "usage: cargo xtask <test | lint | ci | bench [--quick] [--scenario NAME]>";
 
 fn test() -> Result<(), String> {
     cargo(&["test", "--workspace", "--all-features"])?;
