@@ -218,10 +218,7 @@ impl Route {
                     .await?
             }
             Prepared::Streaming(stream) => {
-                let mut req = Request::new(stream);
-                *req.method_mut() = method;
-                *req.uri_mut() = path.into();
-                *req.headers_mut() = headers;
+                let req = outgoing(method, path, headers, stream);
                 self.send_once(req, deadline, false).await?
             }
         };
@@ -239,16 +236,17 @@ impl Route {
         body: Buffered,
         deadline: tokio::time::Instant,
     ) -> Result<Response<hyper::body::Incoming>, Error> {
-        let idempotent = is_idempotent(&method);
+        if !is_idempotent(&method) {
+            // Never sent twice, so no copy is kept (`response_header_retries` is for GET and HEAD).
+            let req = outgoing(method, path, headers, body);
+            return self.send_once(req, deadline, false).await;
+        }
         let header_retries_apply = method == Method::GET || method == Method::HEAD;
-        let mut reused_retry_left = idempotent;
+        let mut reused_retry_left = true;
         let mut header_retries_left = self.config.response_header_retries();
         let mut fresh = false;
         loop {
-            let mut req = Request::new(body.clone());
-            *req.method_mut() = method.clone();
-            *req.uri_mut() = path.clone().into();
-            *req.headers_mut() = headers.clone();
+            let req = outgoing(method.clone(), path.clone(), headers.clone(), body.clone());
             match self.send_once(req, deadline, fresh).await {
                 Ok(resp) => return Ok(resp),
                 Err(e) if e.kind() != ErrorKind::BackendIo => return Err(e),
@@ -389,6 +387,20 @@ fn announced_trailers(headers: &http::HeaderMap) -> Vec<HeaderValue> {
     } else {
         Vec::new()
     }
+}
+
+/// The request toward the backend, in origin form: the pool gives it the form its protocol needs.
+fn outgoing<B>(
+    method: Method,
+    path: http::uri::PathAndQuery,
+    headers: http::HeaderMap,
+    body: B,
+) -> Request<B> {
+    let mut req = Request::new(body);
+    *req.method_mut() = method;
+    *req.uri_mut() = path.into();
+    *req.headers_mut() = headers;
+    req
 }
 
 /// RFC 9110 §9.2.2.
