@@ -33,6 +33,10 @@ use crate::response_body::ProxyBody;
 /// Serve it with [`crate::serve`], mount it in axum, or wrap it in tower layers. The service never
 /// fails: every error becomes a response (or an aborted body, when a response had already started).
 ///
+/// The client's address for `X-Forwarded-*` comes from a [`ClientInfo`] request extension, which
+/// [`crate::serve`], [`crate::serve_connection`] and `reverseit-axum` insert. A server that inserts
+/// none gets `0.0.0.0` as the client address.
+///
 /// ```no_run
 /// use reverseit_core::{PoolConfig, RouteConfig};
 /// use reverseit_hyper::ReverseProxy;
