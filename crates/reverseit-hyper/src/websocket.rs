@@ -42,6 +42,13 @@ where
         .get(SEC_WEBSOCKET_KEY)
         .cloned()
         .ok_or_else(|| Error::new(ErrorKind::InvalidWebSocketHandshake))?;
+    if route.shutdown.is_triggered() {
+        // Draining: a new upgrade would reach the backend only to be closed with 1001 at once, so
+        // it is refused with 503 before the backend is contacted.
+        return Err(
+            Error::new(ErrorKind::Shutdown).with_message("WebSocket upgrade while draining")
+        );
+    }
     let Some(client_upgrade) = parts.extensions.remove::<OnUpgrade>() else {
         return Err(Error::new(ErrorKind::Internal)
             .with_message("the server does not support upgrades on this connection"));
@@ -79,6 +86,14 @@ where
         // WS-2: the backend refused; the client gets its answer as it is, not upgraded.
         return route.relay(response, false, false);
     }
+    // HDR-7 holds for the 101 too: its header block is bounded like any response head's.
+    limits::check_response_head(
+        response.status(),
+        response.headers(),
+        route.config.max_response_header_bytes(),
+        route.config.max_response_body_size(),
+        false,
+    )?;
     check_backend_answer(response.headers(), &key, &offer)?;
     let backend_upgrade = hyper::upgrade::on(&mut response);
     let (mut head, _) = response.into_parts();
