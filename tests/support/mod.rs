@@ -24,6 +24,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+pub mod ws;
+
 pub type Body = BoxBody<Bytes, BoxError>;
 
 pub fn full(data: impl Into<Bytes>) -> Body {
