@@ -8,6 +8,7 @@
 
 mod support;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -679,6 +680,75 @@ async fn ws_8_invalid_utf8_from_the_client_is_1007() {
     backend.expect_close(1001, "invalid UTF-8").await;
 }
 
+/// Opens a raw TCP connection to the proxy, writes an upgrade request for `/` followed by `after`
+/// in the same write, and reads the answer's head. Returns the stream and the bytes read past the
+/// head.
+async fn raw_upgrade(proxy: SocketAddr, after: &[u8]) -> (TcpStream, Vec<u8>) {
+    let mut tcp = TcpStream::connect(proxy).await.unwrap();
+    let mut out = format!(
+        "GET / HTTP/1.1\r\nhost: {proxy}\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
+         sec-websocket-key: {CLIENT_KEY}\r\nsec-websocket-version: 13\r\n\r\n"
+    )
+    .into_bytes();
+    out.extend_from_slice(after);
+    tcp.write_all(&out).await.unwrap();
+    let mut read = Vec::new();
+    let head_end = loop {
+        if let Some(i) = read.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+            .await
+            .expect("the answer in time")
+            .unwrap();
+        assert!(n > 0, "the proxy closed before answering");
+        read.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&read[..head_end]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    (tcp, read[head_end..].to_vec())
+}
+
+/// A client text frame, masked as RFC 6455 §5.3 requires.
+fn masked_text(payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+// WS-9 from the client's side: a frame the client sends in the same packet as its upgrade request,
+// before the 101, is relayed once the backend answered.
+#[tokio::test]
+async fn ws_9_frame_sent_with_the_upgrade_request_is_not_lost() {
+    let mut backend = WsBackend::echo().await;
+    let proxy = proxy_to(&backend.ws_url()).await;
+    let (tcp, rest) = raw_upgrade(proxy.addr, &masked_text(b"eager")).await;
+    let mut ws = WebSocketStream::from_partially_read(tcp, rest, Role::Client, None).await;
+    expect(&mut ws, text("eager")).await;
+    backend.handshake().await;
+    backend.expect(text("eager")).await;
+}
+
+// ERR-5: an RFC 6455 violation by the client (an unmasked frame) → 1002 to the client, 1001 to
+// the backend, which never sees the frame.
+#[tokio::test]
+async fn err_5_unmasked_client_frame_is_1002() {
+    let mut backend = WsBackend::echo().await;
+    let proxy = proxy_to(&backend.ws_url()).await;
+    let (tcp, rest) = raw_upgrade(proxy.addr, b"").await;
+    // Speaking as a server: frames go out unmasked.
+    let config = tungstenite::protocol::WebSocketConfig::default().accept_unmasked_frames(true);
+    let mut ws = WebSocketStream::from_partially_read(tcp, rest, Role::Server, Some(config)).await;
+    send(&mut ws, text("unmasked")).await;
+    expect_close(ws, 1002, "protocol error").await;
+    backend.handshake().await;
+    backend.expect_close(1001, "protocol error").await;
+}
+
 // LIM-6 (the original's "a message over the limit closes the connection"): a message at the limit
 // passes; one byte over → 1009 to its sender, 1001 to the other side; both directions.
 #[tokio::test]
@@ -1046,4 +1116,53 @@ async fn ws_11_non_reading_backend_stalls_the_client() {
         close(1000, "")
     );
     backend.expect_close(1000, "").await;
+}
+
+// ERR-4: a client that goes away while the backend handshake runs cancels it: the backend
+// connection is closed, not held until websocket_backend_upgrade_timeout.
+#[tokio::test]
+async fn err_4_client_gone_during_the_backend_handshake_cancels_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (got_tx, mut got) = mpsc::unbounded_channel();
+    let (eof_tx, mut eof) = mpsc::unbounded_channel();
+    let _silent = AbortOnDrop(tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let (got_tx, eof_tx) = (got_tx.clone(), eof_tx.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = tcp.read(&mut buf).await;
+                let _ = got_tx.send(());
+                // Never answers; reports when the proxy closes the connection.
+                let _ = tcp.read(&mut buf).await;
+                let _ = eof_tx.send(());
+            });
+        }
+    }));
+    let proxy = Proxy::start(
+        route(&format!("ws://{addr}"))
+            .websocket_backend_upgrade_timeout(LONG)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let mut tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    tcp.write_all(
+        format!(
+            "GET / HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
+             sec-websocket-key: {CLIENT_KEY}\r\nsec-websocket-version: 13\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(WAIT, got.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    drop(tcp);
+    tokio::time::timeout(Duration::from_secs(10), eof.recv())
+        .await
+        .expect("the backend handshake is cancelled when the client leaves")
+        .unwrap();
 }
