@@ -77,7 +77,8 @@ impl ReverseProxy {
     }
 
     /// Like [`ReverseProxy::new`], with a WebSocket shutdown handle shared with other routes: the
-    /// server triggers it to close every proxied WebSocket with 1001 on both sides.
+    /// server triggers it to close every proxied WebSocket with 1001 on both sides. Once triggered,
+    /// new upgrade requests are answered 503 without contacting the backend.
     pub fn with_shutdown(
         pool: Pool,
         route: RouteConfig,
