@@ -172,3 +172,48 @@ async fn hdr_8_http1_backend_trailers() {
     assert!(answer.contains("payload"), "{answer}");
     assert!(!answer.contains("x-checksum"), "{answer}");
 }
+
+/// Reports the `:authority` and the `Host` header the backend received.
+async fn authority(req: Request<hyper::body::Incoming>) -> Response<Body> {
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let host = req
+        .headers()
+        .get("host")
+        .map(|h| h.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    Response::new(full(format!("authority={authority} host={host}")))
+}
+
+// HDR-4 toward an HTTP/2 backend: the Host the policy chose travels as `:authority`, alone.
+#[tokio::test]
+async fn hdr_4_host_becomes_authority_toward_h2() {
+    let backend = Backend::start(Speaks::H2c, authority).await;
+    let to_backend_host = Proxy::start(
+        RouteConfig::builder(backend.url())
+            .protocols(&[Protocol::Http2])
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let (_, _, body) = get(&to_backend_host.url("/")).await;
+    assert_eq!(body, format!("authority={} host=", backend.addr));
+
+    let preserving = Proxy::start(
+        RouteConfig::builder(backend.url())
+            .protocols(&[Protocol::Http2])
+            .preserve_host_header(true)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let req = Request::get(preserving.url("/"))
+        .header("host", "public.example")
+        .body(empty())
+        .unwrap();
+    let (_, _, body) = fetch(&client(), req).await;
+    assert_eq!(body, "authority=public.example host=");
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use http::header::HOST;
-use http::uri::{PathAndQuery, Uri};
+use http::uri::{Authority, PathAndQuery, Uri};
 use http::{Request, Response, Version};
 use hyper::body::Incoming;
 use reverseit_core::{Error, ErrorKind, PoolConfig};
@@ -239,9 +239,16 @@ async fn dispatch_h2(
 ) -> Step {
     // HTTP/2 carries scheme and authority as pseudo-headers: hyper takes them from the URI.
     if req.uri().scheme().is_none() {
+        // The caller's `Host` (a proxy's policy: the backend's host, or the client's with
+        // `preserve_host_header`) becomes `:authority`, as RFC 9113 §8.3.1 asks of an intermediary;
+        // sending both would let the two disagree.
+        let authority = match req.headers_mut().remove(HOST) {
+            Some(host) => Authority::try_from(host.as_bytes()).ok(),
+            None => None,
+        };
         let mut parts = std::mem::take(req.uri_mut()).into_parts();
         parts.scheme = Some(target.scheme.clone());
-        parts.authority = Some(target.authority.clone());
+        parts.authority = Some(authority.unwrap_or_else(|| target.authority.clone()));
         if parts.path_and_query.is_none() {
             parts.path_and_query = Some(PathAndQuery::from_static("/"));
         }
