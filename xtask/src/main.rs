@@ -1,11 +1,16 @@
 //! Project automation, reached as `cargo xtask <command>` through the alias in `.cargo/config.toml`.
 //!
-//! - `cargo xtask test`: every test of the workspace (unit, integration, doc), the README's test command.
+//! - `cargo xtask test`: every test of the workspace (unit, integration, doc), then `test-e2e`: the
+//!   README's test command.
+//! - `cargo xtask test-e2e [--list] [NAME...]`: the release binary between real third-party clients
+//!   and backends (curl, nghttp2, hypercorn, nginx, websockets, Autobahn|Testsuite; `e2e/`).
+//! - `cargo xtask e2e-deps`: installs what `test-e2e` needs (Debian and PyPI packages; apt needs root).
 //! - `cargo xtask lint`: `cargo fmt --check`, clippy with warnings denied, and rustdoc with warnings denied.
 //! - `cargo xtask ci`: `test` then `lint`, as `.ci/run` does after installing the system packages.
 //! - `cargo xtask bench [--quick] [--scenario NAME]`: the proxy against nginx and HAProxy (`bench/`).
 
 mod bench;
+mod e2e;
 
 use std::env;
 use std::process::{Command, ExitCode};
@@ -14,6 +19,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("test-e2e") => e2e::test_e2e(&args[1..]),
+        Some("e2e-deps") => e2e::deps::install(),
         Some("lint") => lint(),
         Some("ci") => test().and_then(|()| lint()),
         Some("bench") => bench::run(&args[1..]),
@@ -29,12 +36,14 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask <test | lint | ci | bench [--quick] [--scenario NAME]>";
+const USAGE: &str = "usage: cargo xtask <test | test-e2e [--list] [NAME...] | e2e-deps | lint | ci \
+                     | bench [--quick] [--scenario NAME]>";
 
 fn test() -> Result<(), String> {
     cargo(&["test", "--workspace", "--all-features"])?;
     // The benchmarks are part of the workspace's contract: make sure they still build and run once.
-    cargo(&["test", "--workspace", "--benches"])
+    cargo(&["test", "--workspace", "--benches"])?;
+    e2e::test_e2e(&[])
 }
 
 fn lint() -> Result<(), String> {
