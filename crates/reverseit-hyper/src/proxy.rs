@@ -215,8 +215,9 @@ impl Route {
         let deadline = tokio::time::Instant::now() + self.config.response_header_timeout();
         let response = match body {
             Prepared::Buffered(buffered) => {
-                if had_body && declared.is_none() {
-                    // A chunked body read whole goes out with its length (`LIM-4`).
+                if declared.is_none() && (had_body || !buffered.data.is_empty()) {
+                    // A chunked (or HTTP/2, length-less) body read whole goes out with its length
+                    // (`LIM-4`).
                     headers.insert(CONTENT_LENGTH, HeaderValue::from(buffered.data.len()));
                 }
                 self.send_buffered(method, path, headers, buffered, deadline)
