@@ -217,3 +217,22 @@ async fn hdr_4_host_becomes_authority_toward_h2() {
     let (_, _, body) = fetch(&client(), req).await;
     assert_eq!(body, "authority=public.example host=");
 }
+
+// LIM-4, H2-1: a small body from an HTTP/2 client that announced no length is buffered and reaches
+// an HTTP/1.1 backend with its Content-Length, not chunked.
+#[tokio::test]
+async fn lim_4_h2_body_without_length_gets_one() {
+    let backend = Backend::start(Speaks::Http1, echo).await;
+    let proxy = Proxy::start(RouteConfig::builder(backend.url()).build().unwrap()).await;
+    let frames = vec![Ok::<_, BoxError>(Frame::data(Bytes::from_static(
+        b"0123456789",
+    )))];
+    let body = StreamBody::new(futures_util::stream::iter(frames)).boxed();
+    let req = Request::post(proxy.url("/up")).body(body).unwrap();
+    let (status, _, dump) = fetch(&h2_client(), req).await;
+    assert_eq!(status, StatusCode::OK);
+    let dump = String::from_utf8_lossy(&dump);
+    assert_eq!(echoed(&dump, "content-length"), ["10"], "{dump}");
+    assert!(echoed(&dump, "transfer-encoding").is_empty(), "{dump}");
+    assert_eq!(echoed(&dump, "body-length"), ["10"]);
+}

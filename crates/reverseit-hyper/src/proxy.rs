@@ -209,9 +209,10 @@ impl Route {
         }
 
         let head_request = parts.method == Method::HEAD;
+        let interactive = request_body::is_interactive(&parts.headers);
         let method = parts.method;
         let mut headers = parts.headers;
-        let body = request_body::prepare(body, declared, self.body).await?; // LIM-4, TMO-4
+        let body = request_body::prepare(body, declared, interactive, self.body).await?; // LIM-4, TMO-4
         let deadline = tokio::time::Instant::now() + self.config.response_header_timeout();
         let response = match body {
             Prepared::Buffered(buffered) => {

@@ -6,9 +6,9 @@
 //! the backend accepts. Either way the size limit (`LIM-3`) and the rolling read timeout (`TMO-4`)
 //! apply, and memory per request stays bounded by the buffer size plus one chunk.
 //!
-//! A body of unknown length (chunked, or HTTP/2 without `content-length`) is buffered only from what
-//! the client has already sent: waiting for more could dead-lock an interactive stream (gRPC
-//! bidirectional calls, long polls) whose client waits for the response before sending the rest.
+//! A body of unknown length (chunked, or HTTP/2 without `content-length`) is buffered like a small
+//! one, up to the buffer size, except for a streaming RPC call (gRPC, Connect): its client may wait
+//! for replies before sending the rest, so buffering until the end would stall the call.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -86,9 +86,11 @@ pub(crate) enum Prepared<B> {
 /// Reads the start of the client's body and decides between buffering and streaming (`LIM-4`).
 ///
 /// `declared` is the request's `Content-Length`, already checked against the limit (`LIM-3`).
+/// `interactive` marks a call of a streaming RPC protocol (see [`is_interactive`]).
 pub(crate) async fn prepare<B>(
     mut body: B,
     declared: Option<u64>,
+    interactive: bool,
     settings: BodySettings,
 ) -> Result<Prepared<B>, Error>
 where
@@ -98,30 +100,22 @@ where
     if body.is_end_stream() || declared == Some(0) {
         return Ok(Prepared::Buffered(Buffered::default()));
     }
-    let wait_for_all = matches!(declared, Some(n) if n <= settings.buffer_size as u64);
+    // A declared length over the buffer size streams from the start; so does a call of a
+    // streaming RPC protocol, whose client may wait for replies before it sends the rest.
+    let buffer_first = match declared {
+        Some(n) => n <= settings.buffer_size as u64,
+        None => !interactive,
+    };
     let mut received: u64 = 0;
     let mut parts: VecDeque<Bytes> = VecDeque::new();
     let mut trailers = None;
-    if declared.is_none() || wait_for_all {
+    if buffer_first {
         loop {
-            let next = if wait_for_all {
-                let deadline = Instant::now() + settings.read_timeout;
-                match tokio::time::timeout_at(
-                    deadline,
-                    poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)),
-                )
-                .await
-                {
-                    Ok(frame) => frame,
-                    Err(_) => return Err(Error::new(ErrorKind::ClientBodyTimeout)),
-                }
-            } else {
-                // Unknown length: take only what is already there.
-                match poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
-                    Poll::Ready(frame) => frame,
-                    Poll::Pending => break,
-                }
-            };
+            let deadline = Instant::now() + settings.read_timeout;
+            let next =
+                tokio::time::timeout_at(deadline, poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)))
+                    .await
+                    .map_err(|_| Error::new(ErrorKind::ClientBodyTimeout))?;
             match next {
                 None => {
                     return Ok(Prepared::Buffered(Buffered {
@@ -168,6 +162,16 @@ where
         waiting: false,
         done: false,
     }))
+}
+
+/// Whether a request is a call of a streaming RPC protocol (gRPC, gRPC-Web, Connect streaming),
+/// whose client may send part of its body, wait for replies, then send more: buffering such a
+/// body until its end would stall the call.
+pub(crate) fn is_interactive(headers: &http::HeaderMap) -> bool {
+    headers.get(http::header::CONTENT_TYPE).is_some_and(|ct| {
+        let ct = ct.as_bytes();
+        ct.starts_with(b"application/grpc") || ct.starts_with(b"application/connect+")
+    })
 }
 
 fn concat(mut parts: VecDeque<Bytes>) -> Bytes {

@@ -50,7 +50,7 @@ async fn lim_4_small_declared_body_is_buffered() {
     send(&tx, b"hello ").await;
     send(&tx, b"world").await;
     drop(tx);
-    match prepare(body, Some(11), settings(64, 4, 1_000))
+    match prepare(body, Some(11), false, settings(64, 4, 1_000))
         .await
         .unwrap()
     {
@@ -68,7 +68,10 @@ async fn lim_4_small_chunked_body_with_trailers_is_buffered() {
     trailers.insert("x-sum", "6".parse().unwrap());
     tx.send(Ok(Frame::trailers(trailers))).await.unwrap();
     drop(tx);
-    match prepare(body, None, settings(64, 4, 1_000)).await.unwrap() {
+    match prepare(body, None, false, settings(64, 4, 1_000))
+        .await
+        .unwrap()
+    {
         Prepared::Buffered(b) => {
             assert_eq!(b.data, "abc");
             assert_eq!(b.trailers.unwrap()["x-sum"], "6");
@@ -84,7 +87,9 @@ async fn lim_4_large_body_streams_in_chunks() {
     send(&tx, b"0123456789").await;
     send(&tx, b"abcdefghij").await;
     drop(tx);
-    let prepared = prepare(body, None, settings(8, 4, 1_000)).await.unwrap();
+    let prepared = prepare(body, None, false, settings(8, 4, 1_000))
+        .await
+        .unwrap();
     let Prepared::Streaming(mut stream) = prepared else {
         panic!("expected a streaming body");
     };
@@ -96,13 +101,13 @@ async fn lim_4_large_body_streams_in_chunks() {
     assert_eq!(pieces.concat(), b"0123456789abcdefghij");
 }
 
-// LIM-4 / STR-2: with an unknown length, the proxy does not wait for more than is already there:
-// an interactive stream reaches the backend before the client finishes.
+// LIM-4, H2-2: a streaming RPC call is not buffered: its first message reaches the backend before
+// the client sends the next.
 #[tokio::test]
-async fn lim_4_unknown_length_does_not_wait_for_the_end() {
+async fn lim_4_interactive_call_streams_at_once() {
     let (tx, body) = chan();
     send(&tx, b"first").await;
-    let prepared = prepare(body, None, settings(1_024, 1_024, 10_000))
+    let prepared = prepare(body, None, true, settings(1_024, 1_024, 10_000))
         .await
         .unwrap();
     let Prepared::Streaming(mut stream) = prepared else {
@@ -122,7 +127,9 @@ async fn lim_4_unknown_length_does_not_wait_for_the_end() {
 async fn lim_3_streamed_body_over_limit() {
     let (tx, body) = chan();
     send(&tx, b"0123456789").await;
-    let prepared = prepare(body, None, settings(4, 64, 15)).await.unwrap();
+    let prepared = prepare(body, None, false, settings(4, 64, 15))
+        .await
+        .unwrap();
     let Prepared::Streaming(mut stream) = prepared else {
         panic!("expected a streaming body");
     };
@@ -152,7 +159,9 @@ async fn lim_3_buffered_body_over_limit() {
     let (tx, body) = chan();
     send(&tx, b"0123456789").await;
     send(&tx, b"0123456789").await;
-    let err = prepare(body, None, settings(64, 64, 15)).await.unwrap_err();
+    let err = prepare(body, None, false, settings(64, 64, 15))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BodyTooLarge);
 }
 
@@ -161,7 +170,7 @@ async fn lim_3_buffered_body_over_limit() {
 async fn tmo_4_buffering_read_timeout() {
     let (tx, body) = chan();
     send(&tx, b"part").await;
-    let err = prepare(body, Some(100), settings(1_024, 64, 1_000))
+    let err = prepare(body, Some(100), false, settings(1_024, 64, 1_000))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ClientBodyTimeout);
@@ -173,7 +182,7 @@ async fn tmo_4_buffering_read_timeout() {
 async fn tmo_4_streaming_read_timeout_is_rolling() {
     let (tx, body) = chan();
     send(&tx, b"0123456789").await;
-    let prepared = prepare(body, Some(1_000), settings(4, 64, 10_000))
+    let prepared = prepare(body, Some(1_000), false, settings(4, 64, 10_000))
         .await
         .unwrap();
     let Prepared::Streaming(mut stream) = prepared else {
@@ -202,7 +211,7 @@ async fn tmo_4_streaming_read_timeout_is_rolling() {
 async fn broken_client_body_is_client_gone() {
     let (tx, body) = chan();
     tx.send(Err(io::Error::other("reset"))).await.unwrap();
-    let err = prepare(body, Some(10), settings(64, 64, 100))
+    let err = prepare(body, Some(10), false, settings(64, 64, 100))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ClientGone);
@@ -212,8 +221,47 @@ async fn broken_client_body_is_client_gone() {
 #[tokio::test]
 async fn empty_body_is_buffered_empty() {
     let body = http_body_util::Empty::<Bytes>::new();
-    match prepare(body, None, settings(64, 64, 100)).await.unwrap() {
+    match prepare(body, None, false, settings(64, 64, 100))
+        .await
+        .unwrap()
+    {
         Prepared::Buffered(b) => assert!(b.data.is_empty() && b.trailers.is_none()),
         Prepared::Streaming(_) => panic!("expected a buffered body"),
+    }
+}
+
+// LIM-4: a chunked body that arrives over time is still buffered up to the buffer size.
+#[tokio::test]
+async fn lim_4_unknown_length_waits_for_a_small_body() {
+    let (tx, body) = chan();
+    send(&tx, b"first ").await;
+    let feeder = tokio::spawn(async move {
+        tokio::task::yield_now().await;
+        send(&tx, b"second").await;
+    });
+    match prepare(body, None, false, settings(1_024, 64, 10_000))
+        .await
+        .unwrap()
+    {
+        Prepared::Buffered(b) => assert_eq!(b.data, "first second"),
+        Prepared::Streaming(_) => panic!("expected a buffered body"),
+    }
+    feeder.await.unwrap();
+}
+
+#[test]
+fn interactive_content_types() {
+    let mut h = http::HeaderMap::new();
+    assert!(!is_interactive(&h));
+    for (ct, want) in [
+        ("application/grpc", true),
+        ("application/grpc+proto", true),
+        ("application/grpc-web+proto", true),
+        ("application/connect+json", true),
+        ("application/json", false),
+        ("text/plain", false),
+    ] {
+        h.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+        assert_eq!(is_interactive(&h), want, "{ct}");
     }
 }
