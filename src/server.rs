@@ -206,6 +206,19 @@ impl Server {
             let client = client_info(peer, false, self.local_port);
             return self.serve(stream, client, activity, stopped).await;
         };
+        // Boxed: the handshake and the TLS stream would make every connection's task (plain ones
+        // included) about three times larger, and tokio copies a task's future as it spawns it.
+        Box::pin(self.serve_tls(acceptor, stream, peer, activity, stopped)).await;
+    }
+
+    async fn serve_tls(
+        &self,
+        acceptor: &TlsAcceptor,
+        stream: Counted<TcpStream>,
+        peer: SocketAddr,
+        activity: Arc<Activity>,
+        stopped: watch::Receiver<bool>,
+    ) {
         let handshake = acceptor.accept(stream);
         match tokio::time::timeout(self.limits.header_read_timeout, handshake).await {
             Ok(Ok(tls)) => {
