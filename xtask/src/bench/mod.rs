@@ -252,7 +252,15 @@ fn bench(o: &Options, args: &[String]) -> Result<(), String> {
     eprintln!("bench: building reverseit and the WebSocket peers (release)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
-        .args(["build", "--release", "-p", "reverseit", "-p", "xtask", "--bins"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "reverseit",
+            "-p",
+            "xtask",
+            "--bins",
+        ])
         .current_dir(&root)
         .status()
         .map_err(|e| format!("cargo build: {e}"))?;
