@@ -216,7 +216,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     };
     match arg(0) {
         "ws-echo" => ws::echo(arg(1)),
-        "ws-load" => ws::load(arg(1), number(2)?, number(3)?),
+        "ws-load" => ws::load(
+            arg(1),
+            number(2)?,
+            number(3)?,
+            args.get(4).map_or(Ok(ws::MESSAGE as f64), |_| number(4))? as usize,
+        ),
         "ws-idle" => ws::idle(arg(1), number(2)? as usize, number(3)? as usize),
         _ => bench(&parse(args)?, args),
     }

@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use super::load::percentile;
 
 /// Bytes per benchmark message.
-const MESSAGE: usize = 64;
+pub(crate) const MESSAGE: usize = 64;
 /// Connections of the echo load.
 const LOAD_CONNECTIONS: usize = 64;
 /// Connections opened at once by the idle client.
@@ -95,10 +95,10 @@ const WARMING: u8 = 0;
 const MEASURING: u8 = 1;
 const STOPPED: u8 = 2;
 
-/// `xtask bench ws-load URL WARMUP SECS`: 64 connections each sending a 64-byte message and waiting
-/// for its echo. Prints `start` when the measured part begins, then
+/// `xtask bench ws-load URL WARMUP SECS [SIZE]`: 64 connections each sending a message (64 bytes
+/// unless `SIZE` says otherwise, for profiling) and waiting for its echo. Prints `start` when the measured part begins, then
 /// `done ROUND_TRIPS SECS P50_MS P99_MS`.
-pub(crate) fn load(url: &str, warmup: f64, secs: f64) -> Result<(), String> {
+pub(crate) fn load(url: &str, warmup: f64, secs: f64, size: usize) -> Result<(), String> {
     runtime()?.block_on(async {
         let phase = Arc::new(AtomicU8::new(WARMING));
         let mut tasks = Vec::with_capacity(LOAD_CONNECTIONS);
@@ -106,7 +106,7 @@ pub(crate) fn load(url: &str, warmup: f64, secs: f64) -> Result<(), String> {
             let mut ws = connect(url).await?;
             let phase = Arc::clone(&phase);
             tasks.push(tokio::spawn(async move {
-                let payload = [b'w'; MESSAGE];
+                let payload = vec![b'w'; size];
                 let mut latencies = Vec::new();
                 loop {
                     let started_in = phase.load(Ordering::Relaxed);
