@@ -115,7 +115,11 @@ pub(crate) async fn run(settings: Settings) -> Result<(), RunError> {
         };
         let server = Arc::clone(&server);
         let stopped = stopped.clone();
-        tokio::spawn(async move { server.connection(stream, permit, peer, stopped).await });
+        // Boxed: tokio moves a spawned future several times before it is first polled; a 2 KiB
+        // connection future costs less to allocate once than to copy three times.
+        tokio::spawn(Box::pin(async move {
+            server.connection(stream, permit, peer, stopped).await
+        }));
     }
 
     drop(listener);
