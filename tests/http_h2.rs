@@ -9,6 +9,11 @@ use http_body_util::{BodyExt, StreamBody};
 use reverseit_core::{BoxError, Protocol, RouteConfig};
 use support::*;
 
+/// A route that speaks prior-knowledge h2c to its backend.
+fn h2_route(url: &str) -> reverseit_core::RouteConfigBuilder {
+    RouteConfig::builder(url).protocols(&[Protocol::Http2])
+}
+
 /// A handler that reports the protocol version it was spoken to with.
 async fn version(req: Request<hyper::body::Incoming>) -> Response<Body> {
     Response::new(full(format!("{:?}", req.version())))
@@ -20,13 +25,7 @@ async fn h2_1_every_client_backend_combination() {
     let h1 = Backend::start(Speaks::Http1, version).await;
     let h2 = Backend::start(Speaks::H2c, version).await;
     let to_h1 = Proxy::start(RouteConfig::builder(h1.url()).build().unwrap()).await;
-    let to_h2 = Proxy::start(
-        RouteConfig::builder(h2.url())
-            .protocols(&[Protocol::Http2])
-            .build()
-            .unwrap(),
-    )
-    .await;
+    let to_h2 = Proxy::start(h2_route(&h2.url()).build().unwrap()).await;
     for (proxy, backend_version) in [(&to_h1, "HTTP/1.1"), (&to_h2, "HTTP/2.0")] {
         for c in [client(), h2_client()] {
             let req = Request::get(proxy.url("/v")).body(empty()).unwrap();
@@ -86,13 +85,7 @@ async fn grpc_echo(req: Request<hyper::body::Incoming>) -> Response<Body> {
 #[tokio::test]
 async fn h2_2_grpc_streaming_with_trailers() {
     let backend = Backend::start(Speaks::H2c, grpc_echo).await;
-    let proxy = Proxy::start(
-        RouteConfig::builder(backend.url())
-            .protocols(&[Protocol::Http2])
-            .build()
-            .unwrap(),
-    )
-    .await;
+    let proxy = Proxy::start(h2_route(&backend.url()).build().unwrap()).await;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let req = Request::post(proxy.url("/pkg.Service/Chat"))
@@ -131,13 +124,7 @@ async fn h2_2_grpc_streaming_with_trailers() {
 #[tokio::test]
 async fn hdr_8_trailers_to_http1_client() {
     let backend = Backend::start(Speaks::H2c, grpc_echo).await;
-    let proxy = Proxy::start(
-        RouteConfig::builder(backend.url())
-            .protocols(&[Protocol::Http2])
-            .build()
-            .unwrap(),
-    )
-    .await;
+    let proxy = Proxy::start(h2_route(&backend.url()).build().unwrap()).await;
     let request = "POST / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc";
     let answer = raw_exchange(proxy.addr, request.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -192,19 +179,12 @@ async fn authority(req: Request<hyper::body::Incoming>) -> Response<Body> {
 #[tokio::test]
 async fn hdr_4_host_becomes_authority_toward_h2() {
     let backend = Backend::start(Speaks::H2c, authority).await;
-    let to_backend_host = Proxy::start(
-        RouteConfig::builder(backend.url())
-            .protocols(&[Protocol::Http2])
-            .build()
-            .unwrap(),
-    )
-    .await;
+    let to_backend_host = Proxy::start(h2_route(&backend.url()).build().unwrap()).await;
     let (_, _, body) = get(&to_backend_host.url("/")).await;
     assert_eq!(body, format!("authority={} host=", backend.addr));
 
     let preserving = Proxy::start(
-        RouteConfig::builder(backend.url())
-            .protocols(&[Protocol::Http2])
+        h2_route(&backend.url())
             .preserve_host_header(true)
             .build()
             .unwrap(),
