@@ -259,19 +259,47 @@ pub fn check_host(version: Version, uri: &Uri, headers: &HeaderMap) -> Result<()
         (None, _) if uri.authority().is_some() => return Ok(()),
         (None, _) => return bad("missing :authority and Host"),
     };
-    let Some(authority) = parse_host(host) else {
-        return bad("Host is not a valid host[:port]");
-    };
     // An HTTP/1.1 absolute-form target overrides Host (RFC 9112 §3.2.2); HTTP/2 wants them equal.
     let http2_or_later = !matches!(
         version,
         Version::HTTP_09 | Version::HTTP_10 | Version::HTTP_11
     );
-    match uri.authority() {
-        Some(uri_authority) if http2_or_later && uri_authority != &authority => {
-            bad("Host differs from :authority")
-        }
+    let uri_authority = uri.authority().filter(|_| http2_or_later);
+    if uri_authority.is_none() && is_plain_host(host.as_bytes()) {
+        // The usual `name[:port]`, checked without building an `Authority` (which copies).
+        return Ok(());
+    }
+    let Some(authority) = parse_host(host) else {
+        return bad("Host is not a valid host[:port]");
+    };
+    match uri_authority {
+        Some(uri_authority) if uri_authority != &authority => bad("Host differs from :authority"),
         _ => Ok(()),
+    }
+}
+
+/// Whether `host` is a non-empty run of letters, digits, dots and hyphens, then nothing or `:` and
+/// a port that fits a `u16` (possibly empty): a subset of what [`parse_host`] accepts, decided in
+/// one pass over the bytes, with no allocation.
+fn is_plain_host(host: &[u8]) -> bool {
+    let name_len = host
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
+        .unwrap_or(host.len());
+    if name_len == 0 {
+        return false;
+    }
+    match host[name_len..].split_first() {
+        None => true,
+        Some((b':', port)) => {
+            port.len() <= 5
+                && port.iter().all(u8::is_ascii_digit)
+                && port
+                    .iter()
+                    .try_fold(0u32, |n, &d| Some(n * 10 + u32::from(d - b'0')))
+                    .is_some_and(|n| n <= u32::from(u16::MAX))
+        }
+        Some(_) => false,
     }
 }
 

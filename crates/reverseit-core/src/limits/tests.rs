@@ -357,6 +357,16 @@ proptest! {
         }
     }
 
+    // ERR-6: the allocation-free fast path for ordinary `Host` values accepts nothing that the
+    // full `host[:port]` parse rejects.
+    #[test]
+    fn err_6_prop_plain_host_fast_path_agrees(host in "[a-zA-Z0-9.:@\\[\\]_-]{0,12}") {
+        if is_plain_host(host.as_bytes()) {
+            let value = HeaderValue::from_str(&host).unwrap();
+            prop_assert!(parse_host(&value).is_some(), "{:?}", host);
+        }
+    }
+
     // ERR-5: arbitrary header values never panic the checks.
     #[test]
     fn err_6_prop_never_panics(host in any::<Vec<u8>>(), cl in any::<Vec<u8>>(), te in any::<Vec<u8>>()) {
