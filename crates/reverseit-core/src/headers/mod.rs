@@ -100,6 +100,9 @@ pub struct HeaderPolicy {
     backend_host: HeaderValue,
 }
 
+/// How many `X-Forwarded-*` fields [`HeaderPolicy::apply_request`] may add.
+const FORWARDED_FIELDS: usize = 4;
+
 /// The handshake fields the backend client writes itself (`WS-3`, RFC 6455 §4.1).
 const REGENERATED_WS_FIELDS: [HeaderName; 4] = [
     SEC_WEBSOCKET_KEY,
@@ -139,6 +142,9 @@ impl HeaderPolicy {
         client_host: Option<&HeaderValue>,
         upstream: Upstream,
     ) {
+        // Room for the fields added below, made once: hyper sizes a parsed request's map to the
+        // fields it carries, and growing it as each one is added means a reallocation and a rehash.
+        headers.reserve(FORWARDED_FIELDS + 1 + self.add.len());
         remove_hop_by_hop(headers, upstream == Upstream::Http2);
         headers.remove(EXPECT);
         forwarded::apply(self.forwarded, headers, client, client_host);
