@@ -118,6 +118,7 @@ pub(crate) async fn start(io: Io, permit: SlotPermit) -> Result<H1Conn, Error> {
     permit.commit_h1();
     tokio::spawn(H1Task {
         idle_timer: tokio::time::sleep(shard.max_idle),
+        timer_registered: false,
         conn,
         parked: None,
         exit: Exit {
@@ -156,6 +157,8 @@ pin_project_lite::pin_project! {
         conn: http1::Connection<TokioIo<Io>, ReqBody>,
         #[pin]
         idle_timer: Sleep,
+        // Whether `idle_timer` was polled since its last (re)arming, so it will wake the task.
+        timer_registered: bool,
         parked: Option<http1::SendRequest<ReqBody>>,
         // Last: settles the shard's counts after the connection is dropped (socket closed).
         exit: Exit,
@@ -192,14 +195,19 @@ impl Future for H1Task {
                 Poll::Pending => {}
             }
         }
-        while this.idle_timer.as_mut().poll(cx).is_ready() {
-            let Some(shard) = this.exit.shard.upgrade() else {
-                return Poll::Ready(());
-            };
-            match shard.h1_idle_check(this.exit.link.id, Instant::now()) {
-                IdleCheck::Close => return Poll::Ready(()),
-                IdleCheck::Until(t) => this.idle_timer.as_mut().reset(t),
+        // The timer already holds this task's waker once registered; polling it again on every
+        // wake-up (two per exchange) would only re-register the same waker.
+        if !*this.timer_registered || this.idle_timer.is_elapsed() {
+            while this.idle_timer.as_mut().poll(cx).is_ready() {
+                let Some(shard) = this.exit.shard.upgrade() else {
+                    return Poll::Ready(());
+                };
+                match shard.h1_idle_check(this.exit.link.id, Instant::now()) {
+                    IdleCheck::Close => return Poll::Ready(()),
+                    IdleCheck::Until(t) => this.idle_timer.as_mut().reset(t),
+                }
             }
+            *this.timer_registered = true;
         }
         Poll::Pending
     }
