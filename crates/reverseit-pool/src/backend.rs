@@ -1,6 +1,7 @@
 //! One backend's pool: its shards, its protocol, and the request loop that picks a connection,
 //! opens one, or waits.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
@@ -80,12 +81,14 @@ impl BackendPool {
         s
     }
 
-    /// Sends a request; `fresh` avoids idle HTTP/1.1 connections (a resend after `ERR-3`).
+    /// Sends a request; `fresh` avoids idle HTTP/1.1 connections (a resend after `ERR-3`). Without
+    /// a response head by `deadline`, fails with `ResponseHeaderTimeout` (`TMO-2`).
     pub(crate) async fn send(
         &self,
         target: &TargetInner,
         mut req: Request<ReqBody>,
         fresh: bool,
+        deadline: Option<Instant>,
     ) -> Result<Response<Incoming>, Error> {
         // Round robin over shards: spreads callers without a thread-local or a hash per request.
         let shard = match self.shards.len() {
@@ -95,9 +98,14 @@ impl BackendPool {
         let mut unsent = 0;
         loop {
             let step = if self.proto.load(Ordering::Relaxed) == PROTO_HTTP1 {
-                self.step_h1(shard, target, req, fresh).await
+                match shard.h1_take(fresh) {
+                    // The hot path: the connection's own timer watches the deadline (no timer
+                    // registered per request, see `http1`).
+                    H1Take::Conn(c) => dispatch_h1(c, target, req, true, deadline).await,
+                    take => within(deadline, self.step_h1(shard, target, req, take)).await,
+                }
             } else {
-                self.step_h2(shard, target, req).await
+                within(deadline, self.step_h2(shard, target, req)).await
             };
             match step {
                 Step::Done(r) => return r,
@@ -117,24 +125,25 @@ impl BackendPool {
         }
     }
 
+    /// The rest of an HTTP/1.1 step once `take` found no idle connection.
     async fn step_h1(
         &self,
         shard: &Arc<Shard>,
         target: &TargetInner,
         req: Request<ReqBody>,
-        fresh: bool,
+        take: H1Take,
     ) -> Step {
-        let permit = match shard.h1_take(fresh) {
-            H1Take::Conn(c) => return dispatch_h1(c, target, req, true).await,
+        let permit = match take {
+            H1Take::Conn(c) => return dispatch_h1(c, target, req, true, None).await,
             H1Take::Slot(p) => p,
             H1Take::Wait(ticket) => match ticket.wait(target.pool_timeout).await {
-                Ok(Grant::Conn(c)) => return dispatch_h1(c, target, req, true).await,
+                Ok(Grant::Conn(c)) => return dispatch_h1(c, target, req, true, None).await,
                 Ok(Grant::Slot) => SlotPermit::new(shard.clone()),
                 Err(e) => return Step::Done(Err(e)),
             },
         };
         match self.open(target, permit).await {
-            Ok(Opened::H1(c)) => dispatch_h1(c, target, req, false).await,
+            Ok(Opened::H1(c)) => dispatch_h1(c, target, req, false, None).await,
             Ok(Opened::H2(c)) => dispatch_h2(c, target, req, false).await,
             Err(e) => Step::Done(Err(e)),
         }
@@ -163,7 +172,7 @@ impl BackendPool {
                         // learned) before they wake.
                         drop(guard);
                         match opened {
-                            Opened::H1(c) => dispatch_h1(c, target, req, false).await,
+                            Opened::H1(c) => dispatch_h1(c, target, req, false, None).await,
                             Opened::H2(c) => dispatch_h2(c, target, req, false).await,
                         }
                     }
@@ -174,9 +183,9 @@ impl BackendPool {
                 }
             }
             H2Take::Queue(ticket) => match ticket.wait(target.pool_timeout).await {
-                Ok(Grant::Conn(c)) => dispatch_h1(c, target, req, true).await,
+                Ok(Grant::Conn(c)) => dispatch_h1(c, target, req, true, None).await,
                 Ok(Grant::Slot) => match self.open(target, SlotPermit::new(shard.clone())).await {
-                    Ok(Opened::H1(c)) => dispatch_h1(c, target, req, false).await,
+                    Ok(Opened::H1(c)) => dispatch_h1(c, target, req, false, None).await,
                     Ok(Opened::H2(c)) => dispatch_h2(c, target, req, false).await,
                     Err(e) => Step::Done(Err(e)),
                 },
@@ -205,11 +214,14 @@ impl BackendPool {
     }
 }
 
+/// `deadline`: for the connection's task to watch; `None` when the caller's step runs under
+/// [`within`] already.
 async fn dispatch_h1(
     conn: H1Conn,
     target: &TargetInner,
     mut req: Request<ReqBody>,
     reused: bool,
+    deadline: Option<Instant>,
 ) -> Step {
     // HTTP/1.1 wants origin-form (RFC 9112 §3.2.1); the proxy already sends that, untouched.
     if req.uri().scheme().is_some() || req.uri().authority().is_some() {
@@ -228,7 +240,7 @@ async fn dispatch_h1(
         req.headers_mut()
             .insert(HOST, target.backend.host_header().clone());
     }
-    finish(http1::send(conn, req, reused).await)
+    finish(http1::send(conn, req, reused, deadline).await)
 }
 
 async fn dispatch_h2(
@@ -257,6 +269,17 @@ async fn dispatch_h2(
     }
     *req.version_mut() = Version::HTTP_2;
     finish(http2::send(conn, req, reused).await)
+}
+
+/// Runs a step (waiting for a connection, opening one, an HTTP/2 exchange) under the response-head
+/// deadline, if any.
+async fn within(deadline: Option<Instant>, step: impl Future<Output = Step>) -> Step {
+    match deadline {
+        None => step.await,
+        Some(d) => tokio::time::timeout_at(d, step)
+            .await
+            .unwrap_or_else(|_| Step::Done(Err(Error::new(ErrorKind::ResponseHeaderTimeout)))),
+    }
 }
 
 fn finish(r: Result<Response<Incoming>, Failure>) -> Step {

@@ -12,6 +12,17 @@
 //! waiter or the idle list. This costs no task spawn per request (hyper-util's legacy client spawns
 //! one) and no body wrapper; the park is one uncontended lock. The same task runs the idle timer
 //! (`POOL-3`), re-armed only when it fires, never per request.
+//!
+//! # The response-head deadline without a timer per request
+//!
+//! A caller's deadline for the response head (`TMO-2`) travels with the parked sender. The
+//! connection's one timer is moved earlier only when the deadline comes before its current
+//! expiry; otherwise it fires early and is re-armed then. With a fixed timeout, each request's
+//! deadline comes after the previous one's, so the timer is re-armed about once per timeout period
+//! per connection instead of registered and cancelled for every request (a lock, a wheel insert
+//! and a removal). The caller flags the head's arrival in the [`H1Link`]; when the deadline passes
+//! first, the task marks the link timed out and drops the connection, which fails the exchange,
+//! and the caller reports `ResponseHeaderTimeout`.
 
 use std::fmt;
 use std::future::Future;
@@ -67,20 +78,29 @@ pub(crate) struct H1Link {
     parked: Mutex<Parked>,
     /// Set when a fresh connection took over this one's slot.
     slot_moved: AtomicBool,
+    /// Set by the caller once the current exchange's response head arrived (or failed).
+    answered: AtomicBool,
+    /// Set by the task when it closed the connection because the head missed its deadline.
+    timed_out: AtomicBool,
 }
 
 #[derive(Debug, Default)]
 struct Parked {
     sender: Option<http1::SendRequest<ReqBody>>,
+    /// The response-head deadline of the exchange the sender was parked for.
+    deadline: Option<Instant>,
     waker: Option<Waker>,
 }
 
 impl H1Link {
-    /// Hands the sender to the connection task, which returns it to the pool when ready.
-    fn park(&self, sender: http1::SendRequest<ReqBody>) {
+    /// Hands the sender to the connection task, which returns it to the pool when ready and
+    /// closes the connection if the response head misses `deadline`.
+    fn park(&self, sender: http1::SendRequest<ReqBody>, deadline: Option<Instant>) {
+        self.answered.store(false, Ordering::Relaxed);
         let waker = {
             let mut p = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
             p.sender = Some(sender);
+            p.deadline = deadline;
             p.waker.take()
         };
         if let Some(w) = waker {
@@ -88,14 +108,19 @@ impl H1Link {
         }
     }
 
-    /// The parked sender, if any; otherwise remembers whom to wake when one is parked.
-    fn unpark(&self, waker: &Waker) -> Option<http1::SendRequest<ReqBody>> {
+    /// The parked sender and its deadline, if any; otherwise remembers whom to wake when one is
+    /// parked.
+    fn unpark(&self, waker: &Waker) -> Option<(http1::SendRequest<ReqBody>, Option<Instant>)> {
         let mut p = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
-        let s = p.sender.take();
-        if s.is_none() && !p.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            p.waker = Some(waker.clone());
+        match p.sender.take() {
+            Some(s) => Some((s, p.deadline.take())),
+            None => {
+                if !p.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                    p.waker = Some(waker.clone());
+                }
+                None
+            }
         }
-        s
     }
 }
 
@@ -114,6 +139,8 @@ pub(crate) async fn start(io: Io, permit: SlotPermit) -> Result<H1Conn, Error> {
         id: next_id(),
         parked: Mutex::new(Parked::default()),
         slot_moved: AtomicBool::new(false),
+        answered: AtomicBool::new(false),
+        timed_out: AtomicBool::new(false),
     });
     permit.commit_h1();
     tokio::spawn(H1Task {
@@ -121,6 +148,7 @@ pub(crate) async fn start(io: Io, permit: SlotPermit) -> Result<H1Conn, Error> {
         timer_registered: false,
         conn,
         parked: None,
+        deadline: None,
         exit: Exit {
             shard: Arc::downgrade(&shard),
             link: link.clone(),
@@ -129,21 +157,29 @@ pub(crate) async fn start(io: Io, permit: SlotPermit) -> Result<H1Conn, Error> {
     Ok(H1Conn { sender, link })
 }
 
-/// Sends one request; `reused` says whether the connection served before (`ERR-3`).
+/// Sends one request; `reused` says whether the connection served before (`ERR-3`). Without
+/// its response head by `deadline`, the connection is closed and the exchange fails with
+/// `ResponseHeaderTimeout` (`TMO-2`).
 pub(crate) async fn send(
     conn: H1Conn,
     req: Request<ReqBody>,
     reused: bool,
+    deadline: Option<Instant>,
 ) -> Result<Response<Incoming>, Failure> {
     let H1Conn { mut sender, link } = conn;
     // The returned future does not borrow the sender: park it at once (see the module docs).
     let response = sender.try_send_request(req);
-    link.park(sender);
-    match response.await {
+    link.park(sender, deadline);
+    let result = response.await;
+    link.answered.store(true, Ordering::Relaxed);
+    match result {
         Ok(r) => Ok(r),
         Err(mut e) => match e.take_message() {
             // Never written: safe to send elsewhere, whatever the method.
             Some(req) => Err(Failure::Unsent(Box::new((req, e.into_error())))),
+            None if link.timed_out.load(Ordering::Relaxed) => Err(Failure::Failed(
+                Error::new(ErrorKind::ResponseHeaderTimeout).with_source(e.into_error()),
+            )),
             None => Err(Failure::Failed(exchange_error(e.into_error(), reused))),
         },
     }
@@ -160,6 +196,8 @@ pin_project_lite::pin_project! {
         // Whether `idle_timer` was polled since its last (re)arming, so it will wake the task.
         timer_registered: bool,
         parked: Option<http1::SendRequest<ReqBody>>,
+        // The response-head deadline of the exchange in flight, until its sender is ready again.
+        deadline: Option<Instant>,
         // Last: settles the shard's counts after the connection is dropped (socket closed).
         exit: Exit,
     }
@@ -176,12 +214,23 @@ impl Future for H1Task {
             }
             return Poll::Ready(());
         }
-        if this.parked.is_none() {
-            *this.parked = this.exit.link.unpark(cx.waker());
+        if this.parked.is_none()
+            && let Some((sender, deadline)) = this.exit.link.unpark(cx.waker())
+        {
+            *this.parked = Some(sender);
+            *this.deadline = deadline;
+            if let Some(d) = deadline
+                && d < this.idle_timer.deadline()
+            {
+                // Only when the deadline is earlier than the timer's expiry (see the module docs).
+                this.idle_timer.as_mut().reset(d);
+                *this.timer_registered = false;
+            }
         }
         if let Some(sender) = this.parked.as_mut() {
             match sender.poll_ready(cx) {
                 Poll::Ready(Ok(())) => {
+                    *this.deadline = None;
                     let sender = this.parked.take().expect("invariant: matched Some above");
                     let Some(shard) = this.exit.shard.upgrade() else {
                         return Poll::Ready(()); // the pool is gone
@@ -199,13 +248,25 @@ impl Future for H1Task {
         // wake-up (two per exchange) would only re-register the same waker.
         if !*this.timer_registered || this.idle_timer.is_elapsed() {
             while this.idle_timer.as_mut().poll(cx).is_ready() {
+                let now = Instant::now();
+                // The head's deadline matters until the caller saw the head (or its failure).
+                let head_due = this
+                    .deadline
+                    .filter(|_| !this.exit.link.answered.load(Ordering::Relaxed));
+                if head_due.is_some_and(|d| d <= now) {
+                    tracing::debug!("backend response head missed its deadline; closing");
+                    this.exit.link.timed_out.store(true, Ordering::Relaxed);
+                    return Poll::Ready(());
+                }
                 let Some(shard) = this.exit.shard.upgrade() else {
                     return Poll::Ready(());
                 };
-                match shard.h1_idle_check(this.exit.link.id, Instant::now()) {
+                let idle_until = match shard.h1_idle_check(this.exit.link.id, now) {
                     IdleCheck::Close => return Poll::Ready(()),
-                    IdleCheck::Until(t) => this.idle_timer.as_mut().reset(t),
-                }
+                    IdleCheck::Until(t) => t,
+                };
+                let next = head_due.map_or(idle_until, |d| d.min(idle_until));
+                this.idle_timer.as_mut().reset(next);
             }
             *this.timer_registered = true;
         }

@@ -10,6 +10,7 @@ use http::{Method, Request, Response};
 use http_body::Body;
 use hyper::body::Incoming;
 use reverseit_core::{BoxError, Error, PoolConfig};
+use tokio::time::Instant;
 
 use crate::backend::BackendPool;
 use crate::body::ReqBody;
@@ -85,7 +86,43 @@ impl Pool {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        self.dispatch(target, req, false).await
+        self.dispatch(target, req, false, None).await
+    }
+
+    /// Like [`Pool::send`], bounded by a deadline for the response head: when the head has not
+    /// arrived by `deadline` (waiting for a connection and opening one included), the exchange is
+    /// abandoned (the connection closed) and the error is `ResponseHeaderTimeout` (`TMO-2`). The
+    /// body that follows the head is not bounded by it.
+    ///
+    /// Cheaper than wrapping [`Pool::send`] in [`tokio::time::timeout_at`]: on a reused HTTP/1.1
+    /// connection the deadline is watched by the connection's own timer, so no timer is registered
+    /// and cancelled per request.
+    pub async fn send_with_deadline<B>(
+        &self,
+        target: &Target,
+        req: Request<B>,
+        deadline: Instant,
+    ) -> Result<Response<Incoming>, Error>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.dispatch(target, req, false, Some(deadline)).await
+    }
+
+    /// [`Pool::resend`] bounded by a deadline for the response head, as
+    /// [`Pool::send_with_deadline`].
+    pub async fn resend_with_deadline<B>(
+        &self,
+        target: &Target,
+        req: Request<B>,
+        deadline: Instant,
+    ) -> Result<Response<Incoming>, Error>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.dispatch(target, req, true, Some(deadline)).await
     }
 
     /// Like [`Pool::send`], but never on an idle HTTP/1.1 connection: for sending a request again
@@ -101,22 +138,24 @@ impl Pool {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        self.dispatch(target, req, true).await
+        self.dispatch(target, req, true, None).await
     }
 
-    /// [`Pool::send`] (`fresh = false`) or [`Pool::resend`] (`fresh = true`).
+    /// [`Pool::send`] (`fresh = false`) or [`Pool::resend`] (`fresh = true`), with or without a
+    /// deadline for the response head.
     async fn dispatch<B>(
         &self,
         target: &Target,
         req: Request<B>,
         fresh: bool,
+        deadline: Option<Instant>,
     ) -> Result<Response<Incoming>, Error>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
         self.backend(target)
-            .send(&target.inner, req.map(ReqBody::new), fresh)
+            .send(&target.inner, req.map(ReqBody::new), fresh, deadline)
             .await
     }
 
