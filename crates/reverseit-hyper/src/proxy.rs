@@ -283,17 +283,17 @@ impl Route {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let exchange = async {
-            if fresh {
-                self.pool.resend(&self.target, req).await
-            } else {
-                self.pool.send(&self.target, req).await
-            }
-        };
-        // The pool keeps the kind of a failure of the client's own body (`LIM-3`, `TMO-4`).
-        tokio::time::timeout_at(deadline, exchange)
-            .await
-            .unwrap_or_else(|_| Err(Error::new(ErrorKind::ResponseHeaderTimeout)))
+        // The pool watches the deadline (on a reused connection, with the connection's own timer)
+        // and keeps the kind of a failure of the client's own body (`LIM-3`, `TMO-4`).
+        if fresh {
+            self.pool
+                .resend_with_deadline(&self.target, req, deadline)
+                .await
+        } else {
+            self.pool
+                .send_with_deadline(&self.target, req, deadline)
+                .await
+        }
     }
 
     /// Relays a backend response: its head checked and filtered, its body streamed.
