@@ -8,11 +8,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use reverseit_core::RouteConfig;
 use reverseit_core::headers::ClientInfo;
-use reverseit_hyper::{ReverseProxy, WithClientInfo, client_info, connection_builder};
+use reverseit_hyper::{ConnectionBuilder, ReverseProxy, WithClientInfo, client_info};
 use reverseit_pool::Pool;
 use reverseit_ws::Shutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -171,8 +169,8 @@ fn routes(mounts: Vec<Mount>, pool: Pool, websockets: &Shutdown) -> Result<Route
 
 /// The HTTP/1.1 + HTTP/2 connection builder with the `[server]` limits. No hyper timer is set, so
 /// hyper's per-request header timer stays off: [`idle`] does that job per connection.
-fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
-    let mut b = connection_builder();
+fn builder(limits: &ServerLimits) -> ConnectionBuilder {
+    let mut b = ConnectionBuilder::new();
     b.http2()
         .max_concurrent_streams(limits.http2_max_concurrent_streams)
         .max_header_list_size(limits.max_header_list_size);
@@ -180,7 +178,7 @@ fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
 }
 
 struct Server {
-    builder: auto::Builder<TokioExecutor>,
+    builder: ConnectionBuilder,
     service: AccessLog,
     tls: Option<TlsAcceptor>,
     limits: ServerLimits,
@@ -246,7 +244,7 @@ impl Server {
         let service = Tracked::new(self.service.clone(), Arc::clone(&activity));
         let conn = self
             .builder
-            .serve_connection_with_upgrades(TokioIo::new(io), WithClientInfo::new(service, client));
+            .serve_connection(io, WithClientInfo::new(service, client));
         tokio::pin!(conn);
         let quiet = idle::idle(&activity, self.limits.header_read_timeout);
         tokio::pin!(quiet);

@@ -1,21 +1,22 @@
-//! Serving the proxy with hyper-util: HTTP/1.1 and HTTP/2 on one listener, upgrades enabled, and the
-//! client's address passed to the proxy (`H2-1`, `HDR-3`).
+//! Serving the proxy with hyper: HTTP/1.1 and HTTP/2 on one listener ([`ConnectionBuilder`]),
+//! upgrades enabled, and the client's address passed to the proxy (`H2-1`, `HDR-3`).
 
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
 use http_body::Body;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use reverseit_core::BoxError;
 use reverseit_core::headers::ClientInfo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tower_service::Service;
+
+use crate::connection::ConnectionBuilder;
 
 /// A hyper service that tags every request with the connection's [`ClientInfo`] and calls a tower
 /// service, so the proxy can write `X-Forwarded-*` from the real peer.
@@ -47,11 +48,10 @@ where
     }
 }
 
-/// A connection builder for HTTP/1.1 and HTTP/2 (prior knowledge in plain text, ALPN over TLS).
-pub fn connection_builder() -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().keep_alive(true);
-    builder
+/// A connection builder for HTTP/1.1 and HTTP/2 (prior knowledge in plain text, ALPN over TLS):
+/// [`ConnectionBuilder::new`].
+pub fn connection_builder() -> ConnectionBuilder {
+    ConnectionBuilder::new()
 }
 
 /// Serves one accepted connection until it closes, upgrades (WebSocket) included.
@@ -59,7 +59,7 @@ pub fn connection_builder() -> auto::Builder<TokioExecutor> {
 /// `client` describes the connection: the peer's address, whether it came over TLS, and the local
 /// port it reached.
 pub async fn serve_connection<I, S, B>(
-    builder: &auto::Builder<TokioExecutor>,
+    builder: &ConnectionBuilder,
     io: I,
     client: ClientInfo,
     service: S,
@@ -76,7 +76,7 @@ where
     B::Error: Into<BoxError>,
 {
     builder
-        .serve_connection_with_upgrades(TokioIo::new(io), WithClientInfo::new(service, client))
+        .serve_connection(io, WithClientInfo::new(service, client))
         .await
 }
 
@@ -106,7 +106,8 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let builder = connection_builder();
+    // Shared: each connection's task borrows it for the connection's whole life.
+    let builder = Arc::new(connection_builder());
     let local_port = listener.local_addr()?.port();
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -121,7 +122,7 @@ where
             Err(e) => return Err(e),
         };
         let _ = stream.set_nodelay(true);
-        let builder = builder.clone();
+        let builder = Arc::clone(&builder);
         let service = service.clone();
         let client = client_info(peer, false, local_port);
         tokio::spawn(async move {
