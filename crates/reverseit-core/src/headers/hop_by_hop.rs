@@ -146,6 +146,15 @@ fn remove_connection_options(headers: &mut HeaderMap) {
 
 fn remove_named(headers: &mut HeaderMap, connection_line: &HeaderValue) {
     for token in list_elements(connection_line) {
+        // `close` names no field, and the fixed fields are removed by the caller anyway when
+        // present: the usual `keep-alive`, `close` and `upgrade` cost no lookup.
+        if token.eq_ignore_ascii_case(b"close")
+            || HOP_BY_HOP
+                .iter()
+                .any(|name| token.eq_ignore_ascii_case(name.as_str().as_bytes()))
+        {
+            continue;
+        }
         // Looking a `&str` up lowercases it on the stack and treats an invalid name as absent.
         if let Ok(name) = std::str::from_utf8(token) {
             headers.remove(name);
