@@ -129,6 +129,33 @@ async fn hdr_3_forwarded_append() {
     );
 }
 
+// HDR-3: a server that describes the connection itself (`call_with_client`) gets its client's
+// address, scheme and port written, whatever a request extension says.
+#[tokio::test]
+async fn hdr_3_forwarded_from_call_with_client() {
+    use http_body_util::BodyExt;
+    use reverseit_core::headers::ClientInfo;
+
+    let backend = Backend::start(Speaks::Http1, echo).await;
+    let pool = reverseit_pool::Pool::new(reverseit_core::PoolConfig::default());
+    let proxy = reverseit_hyper::ReverseProxy::new(pool, route(&backend).build().unwrap()).unwrap();
+    let mut req = Request::get("/")
+        .header("host", "front.example")
+        .body(empty())
+        .unwrap();
+    let ignored = ClientInfo::new("10.1.1.1".parse().unwrap(), false, 80);
+    req.extensions_mut().insert(ignored);
+    let client = ClientInfo::new("192.0.2.7".parse().unwrap(), true, 8443);
+    let resp = proxy.call_with_client(req, client).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let dump = String::from_utf8(body.to_vec()).unwrap();
+    assert_eq!(echoed(&dump, "x-forwarded-for"), ["192.0.2.7"]);
+    assert_eq!(echoed(&dump, "x-forwarded-proto"), ["https"]);
+    assert_eq!(echoed(&dump, "x-forwarded-port"), ["8443"]);
+    assert_eq!(echoed(&dump, "x-forwarded-host"), ["front.example"]);
+}
+
 // HDR-3: replace mode drops every spoofed forwarding line and writes its own.
 #[tokio::test]
 async fn hdr_3_forwarded_replace_drops_spoofed_lines() {

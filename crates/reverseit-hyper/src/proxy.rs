@@ -154,25 +154,49 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let route = Arc::clone(&self.route);
-        Box::pin(async move { Ok(route.handle(req).await) })
+        Box::pin(async move { Ok(route.handle(req, None).await) })
+    }
+}
+
+impl ReverseProxy {
+    /// Proxies one request from a client the caller describes: what [`Service::call`] does with a
+    /// [`ClientInfo`] request extension, for a server that knows its connection and would rather
+    /// not insert (allocate, hash, free) an extension for every request.
+    pub fn call_with_client<B>(&self, req: Request<B>, client: ClientInfo) -> ResponseFuture
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let route = Arc::clone(&self.route);
+        Box::pin(async move { Ok(route.handle(req, Some(client)).await) })
     }
 }
 
 impl Route {
-    async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Response<ProxyBody>
+    /// `client`: the connection as the server described it, else read from the request's
+    /// extensions.
+    async fn handle<B>(
+        self: Arc<Self>,
+        req: Request<B>,
+        client: Option<ClientInfo>,
+    ) -> Response<ProxyBody>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
         let result = if headers::is_websocket_upgrade(req.headers()) {
-            crate::websocket::proxy(&self, req).await
+            crate::websocket::proxy(&self, req, client).await
         } else {
-            self.forward(req).await
+            self.forward(req, client).await
         };
         result.unwrap_or_else(|e| self.error_response(e))
     }
 
-    async fn forward<B>(&self, req: Request<B>) -> Result<Response<ProxyBody>, Error>
+    async fn forward<B>(
+        &self,
+        req: Request<B>,
+        client: Option<ClientInfo>,
+    ) -> Result<Response<ProxyBody>, Error>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
@@ -186,7 +210,7 @@ impl Route {
         let path = self.rewrite.rewrite_uri(&parts.uri)?; // PATH-1..4
 
         let client_host = client_host(&parts);
-        let client = client_info(&parts.extensions);
+        let client = client.unwrap_or_else(|| client_info(&parts.extensions));
         // HDR-8: an HTTP/1.1 client gets trailers only if it asked for them; read before the policy
         // removes `te`.
         let client_takes_trailers =

@@ -17,7 +17,7 @@ use http_body_util::Empty;
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use reverseit_core::headers;
+use reverseit_core::headers::{self, ClientInfo};
 use reverseit_core::limits;
 use reverseit_core::{BoxError, Error, ErrorKind};
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
@@ -26,8 +26,13 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use crate::proxy::{Route, client_host, client_info};
 use crate::response_body::ProxyBody;
 
-/// Proxies one WebSocket upgrade request (`WS-1` … `WS-4`, `WS-10`, `TMO-6`).
-pub(crate) async fn proxy<B>(route: &Route, req: Request<B>) -> Result<Response<ProxyBody>, Error>
+/// Proxies one WebSocket upgrade request (`WS-1` … `WS-4`, `WS-10`, `TMO-6`); `client` as for
+/// `Route::handle`.
+pub(crate) async fn proxy<B>(
+    route: &Route,
+    req: Request<B>,
+    client: Option<ClientInfo>,
+) -> Result<Response<ProxyBody>, Error>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
@@ -55,7 +60,7 @@ where
     };
 
     let client_host = client_host(&parts);
-    let client = client_info(&parts.extensions);
+    let client = client.unwrap_or_else(|| client_info(&parts.extensions));
     let mut headers = parts.headers;
     route
         .policy
