@@ -1,16 +1,21 @@
 //! The client-connection watchdog behind `[server] header_read_timeout`: slowloris protection
-//! without a timer per request.
+//! without a timer per request, nor one per connection.
 //!
 //! hyper's own `header_read_timeout` arms a timer for every request head, which cost 13–24 % on
 //! small requests in our measurements (`performance-notes.md`). What the protection needs is
 //! coarser: a connection must not stay open without doing useful work. So each connection counts
 //! the requests it starts and finishes and its socket writes (relaxed atomic increments), and one
-//! sleep per connection wakes every `header_read_timeout`: when no request is in flight, none
-//! started and nothing was written during the whole period, the connection is asked to close
-//! (HTTP/2 GOAWAY, HTTP/1.1 close), and dropped after a further quiet second. A slow or
-//! never-finished request head (it never becomes a request, and reads do not count) and an idle
-//! keep-alive connection are both closed after one to two periods; a slow request in flight is the
-//! routes' timeouts' business.
+//! [`Ticks`] clock per server ticks every `header_read_timeout` for all connections. A connection
+//! notes its counts at every tick; when a whole interval between two ticks passed with no request
+//! in flight, none started and nothing written, it is asked to close (HTTP/2 GOAWAY, HTTP/1.1
+//! close), and dropped after a further quiet second ([`quiet_for`]). A slow or never-finished
+//! request head (it never becomes a request, and reads do not count) and an idle keep-alive
+//! connection are both closed after one to two periods; a slow request in flight is the routes'
+//! timeouts' business.
+//!
+//! A timer per connection cost a write to tokio's wake-up `eventfd` for every new connection (its
+//! deadline is earlier than the driver's planned wake-up, so the driver is woken to re-arm); the
+//! shared clock is a `watch` channel, which a connection joins without a system call.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,6 +28,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
+use tokio::sync::watch;
+use tokio::time::MissedTickBehavior;
 use tower_service::Service;
 
 /// What one connection has been doing.
@@ -47,21 +54,80 @@ impl Activity {
         let finished = self.finished.load(Ordering::Relaxed);
         self.started.load(Ordering::Relaxed) != finished
     }
+
+    /// What changes when the connection does something. Equal snapshots at both ends of an interval,
+    /// and nothing in flight at its end, mean nothing was in flight during it: a request in flight
+    /// at its start would have finished (`finished` moved) or still be running.
+    fn snapshot(&self) -> [u64; 3] {
+        [
+            self.started.load(Ordering::Relaxed),
+            self.finished.load(Ordering::Relaxed),
+            self.writes.load(Ordering::Relaxed),
+        ]
+    }
 }
 
-/// Completes once the connection went a whole `period` with no request in flight, none started
-/// and nothing written.
-pub(crate) async fn idle(activity: &Activity, period: Duration) {
-    let snapshot = |a: &Activity| {
-        (
-            a.started.load(Ordering::Relaxed),
-            a.writes.load(Ordering::Relaxed),
-        )
-    };
-    let mut seen = snapshot(activity);
+/// A server's clock for its connections' watchdogs: one task ticking every period, shared by every
+/// connection through a `watch` channel. The task ends once every clone is dropped.
+#[derive(Debug, Clone)]
+pub(crate) struct Ticks(watch::Receiver<()>);
+
+impl Ticks {
+    /// Starts the clock; the first tick comes one `period` from now.
+    pub(crate) fn start(period: Duration) -> Self {
+        let (tx, rx) = watch::channel(());
+        tokio::spawn(tick(tx, period));
+        Self(rx)
+    }
+}
+
+/// Ticks `tx` every `period` until no receiver is left.
+async fn tick(tx: watch::Sender<()>, period: Duration) {
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    // Never two ticks closer than `period` (as `Burst` would make after a stall): an interval
+    // shorter than the period would close connections early.
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                if tx.send(()).is_err() {
+                    return;
+                }
+            }
+            () = tx.closed() => return,
+        }
+    }
+}
+
+/// Completes at the first tick ending a whole interval (from one tick to the next) in which the
+/// connection had no request in flight, started none and wrote nothing: one to two periods after its
+/// last activity. The interval in which it is called is partial, so it never counts.
+pub(crate) async fn idle(activity: &Activity, ticks: Ticks) {
+    let Ticks(mut ticks) = ticks;
+    // A clone reports the ticks its original has not seen; only those from now on matter.
+    ticks.borrow_and_update();
+    // `None` until the first tick: the interval before it is partial.
+    let mut seen = None;
+    loop {
+        if ticks.changed().await.is_err() {
+            // The clock stopped, which happens only as the server goes away: never idle, then.
+            return std::future::pending().await;
+        }
+        let now = activity.snapshot();
+        if seen == Some(now) && !activity.in_flight() {
+            return;
+        }
+        seen = Some(now);
+    }
+}
+
+/// Completes once the connection went a whole `period`, timed from the first poll, with no request
+/// in flight, none started and nothing written. One timer per call: for the rare closing path.
+pub(crate) async fn quiet_for(activity: &Activity, period: Duration) {
+    let mut seen = activity.snapshot();
     loop {
         tokio::time::sleep(period).await;
-        let now = snapshot(activity);
+        let now = activity.snapshot();
         if now == seen && !activity.in_flight() {
             return;
         }
@@ -176,65 +242,4 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn an_unused_connection_is_idle_after_one_period() {
-        let activity = Activity::default();
-        let start = tokio::time::Instant::now();
-        idle(&activity, Duration::from_secs(10)).await;
-        assert_eq!(start.elapsed(), Duration::from_secs(10));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_request_in_flight_keeps_the_connection() {
-        let activity = Arc::new(Activity::default());
-        let guard = InFlight::new(&activity);
-        let watch = tokio::spawn({
-            let a = Arc::clone(&activity);
-            async move { idle(&a, Duration::from_secs(10)).await }
-        });
-        tokio::time::sleep(Duration::from_secs(35)).await;
-        assert!(!watch.is_finished());
-        let released = tokio::time::Instant::now();
-        drop(guard);
-        watch.await.unwrap();
-        // Idle once a whole period without a request has passed: at most two periods later.
-        assert!(released.elapsed() <= Duration::from_secs(20));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_request_started_during_a_period_defers_the_close() {
-        let activity = Arc::new(Activity::default());
-        let watch = tokio::spawn({
-            let a = Arc::clone(&activity);
-            async move { idle(&a, Duration::from_secs(10)).await }
-        });
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        drop(InFlight::new(&activity)); // a quick request
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        assert!(
-            !watch.is_finished(),
-            "the period with a request must not count as idle"
-        );
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        assert!(watch.is_finished());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn writes_count_as_activity() {
-        let activity = Arc::new(Activity::default());
-        let watch = tokio::spawn({
-            let a = Arc::clone(&activity);
-            async move { idle(&a, Duration::from_secs(10)).await }
-        });
-        for _ in 0..5 {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            activity.wrote(); // a slow reader still draining a response
-        }
-        assert!(!watch.is_finished());
-        tokio::time::sleep(Duration::from_secs(20)).await;
-        assert!(watch.is_finished());
-    }
-}
+mod tests;

@@ -19,7 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::access_log::AccessLog;
-use crate::idle::{self, Activity, Tracked};
+use crate::idle::{self, Activity, Ticks, Tracked};
 use crate::router::Router;
 use crate::settings::{BadConfig, Mount, ServerLimits, Settings};
 use crate::signal::Signals;
@@ -84,6 +84,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), RunError> {
         builder: builder(&settings.limits),
         service: AccessLog::new(router),
         tls: settings.tls.map(TlsAcceptor::from),
+        ticks: Ticks::start(settings.limits.header_read_timeout),
         limits: settings.limits,
         local_port: local.port(),
     });
@@ -181,6 +182,8 @@ struct Server {
     builder: ConnectionBuilder,
     service: AccessLog,
     tls: Option<TlsAcceptor>,
+    /// The idle watchdog's clock, one for all connections.
+    ticks: Ticks,
     limits: ServerLimits,
     local_port: u16,
 }
@@ -246,8 +249,11 @@ impl Server {
             .builder
             .serve_connection(io, WithClientInfo::new(service, client));
         tokio::pin!(conn);
-        let quiet = idle::idle(&activity, self.limits.header_read_timeout);
+        let quiet = idle::idle(&activity, self.ticks.clone());
         tokio::pin!(quiet);
+        // Not started until polled, which happens once the close began.
+        let grace = idle::quiet_for(&activity, IDLE_CLOSE_GRACE);
+        tokio::pin!(grace);
         let mut stopping = *stopped.borrow();
         if stopping {
             conn.as_mut().graceful_shutdown();
@@ -266,17 +272,16 @@ impl Server {
                     stopping = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                () = &mut quiet => {
-                    if closing {
-                        // Quiet again after the close began: a stalled head, or a client that
-                        // never finished closing. A request that slipped in, or a response still
-                        // being written to a slow reader, would have kept it from being quiet.
-                        return;
-                    }
+                () = &mut quiet, if !closing => {
                     closing = true;
                     tracing::debug!(peer = %client.peer, "closing an idle or stalled connection");
                     conn.as_mut().graceful_shutdown();
-                    quiet.set(idle::idle(&activity, IDLE_CLOSE_GRACE));
+                }
+                () = &mut grace, if closing => {
+                    // Quiet again after the close began: a stalled head, or a client that never
+                    // finished closing. A request that slipped in, or a response still being
+                    // written to a slow reader, would have kept it from being quiet.
+                    return;
                 }
             }
         }

@@ -1,0 +1,137 @@
+//! The watchdog on a paused clock: a connection closes one to two periods after its last activity,
+//! and the shared clock stops with its last user.
+
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep};
+
+use super::*;
+
+const PERIOD: Duration = Duration::from_secs(10);
+
+/// Watches `activity` with `ticks` in a task that returns when the connection was found idle.
+fn watch(activity: &Arc<Activity>, ticks: &Ticks) -> JoinHandle<Instant> {
+    let activity = Arc::clone(activity);
+    let ticks = ticks.clone();
+    tokio::spawn(async move {
+        idle(&activity, ticks).await;
+        Instant::now()
+    })
+}
+
+/// Asserts the close came more than one and at most two periods after `last`.
+fn assert_closed_in_time(closed: Instant, last: Instant) {
+    let after = closed - last;
+    assert!(
+        after > PERIOD && after <= 2 * PERIOD,
+        "closed {after:?} after the last activity"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unused_connection_closes_between_one_and_two_periods() {
+    let ticks = Ticks::start(PERIOD);
+    for offset in [
+        Duration::ZERO,
+        Duration::from_secs(3),
+        Duration::from_secs(7),
+    ] {
+        sleep(offset).await;
+        let accepted = Instant::now();
+        let closed = watch(&Arc::default(), &ticks).await.unwrap();
+        assert_closed_in_time(closed, accepted);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_accepted_just_before_a_tick_survives_it() {
+    let ticks = Ticks::start(PERIOD);
+    sleep(PERIOD - Duration::from_millis(1)).await;
+    let accepted = Instant::now();
+    let watched = watch(&Arc::default(), &ticks);
+    sleep(Duration::from_millis(2)).await; // the tick has passed
+    assert!(!watched.is_finished());
+    let closed = watched.await.unwrap();
+    assert_eq!(closed - accepted, PERIOD + Duration::from_millis(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_in_flight_keeps_the_connection() {
+    let ticks = Ticks::start(PERIOD);
+    let activity = Arc::new(Activity::default());
+    let guard = InFlight::new(&activity);
+    let watched = watch(&activity, &ticks);
+    sleep(3 * PERIOD + PERIOD / 2).await;
+    assert!(!watched.is_finished());
+    let released = Instant::now();
+    drop(guard);
+    assert_closed_in_time(watched.await.unwrap(), released);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_started_during_an_interval_defers_the_close() {
+    let ticks = Ticks::start(PERIOD);
+    let activity = Arc::new(Activity::default());
+    let watched = watch(&activity, &ticks);
+    sleep(PERIOD + PERIOD / 2).await;
+    let request = Instant::now();
+    drop(InFlight::new(&activity)); // a quick request
+    sleep(PERIOD).await;
+    assert!(
+        !watched.is_finished(),
+        "the interval with a request must not count as idle"
+    );
+    assert_closed_in_time(watched.await.unwrap(), request);
+}
+
+#[tokio::test(start_paused = true)]
+async fn writes_count_as_activity() {
+    let ticks = Ticks::start(PERIOD);
+    let activity = Arc::new(Activity::default());
+    let watched = watch(&activity, &ticks);
+    let mut last = Instant::now();
+    for _ in 0..7 {
+        sleep(PERIOD / 2 + Duration::from_millis(1)).await;
+        activity.wrote(); // a slow reader still draining a response
+        last = Instant::now();
+    }
+    assert!(!watched.is_finished());
+    assert_closed_in_time(watched.await.unwrap(), last);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_clock_stops_when_no_connection_or_server_holds_it() {
+    let (tx, rx) = watch::channel(());
+    let clock = tokio::spawn(tick(tx, PERIOD));
+    let connection = Ticks(rx.clone());
+    drop(rx);
+    sleep(3 * PERIOD).await;
+    assert!(!clock.is_finished(), "a connection still uses it");
+    let stopped = Instant::now();
+    drop(connection);
+    clock.await.unwrap();
+    assert_eq!(
+        stopped.elapsed(),
+        Duration::ZERO,
+        "at once, not at the next tick"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn quiet_for_completes_after_a_quiet_period() {
+    // The close grace: timed from its first poll.
+    let activity = Arc::new(Activity::default());
+    let start = Instant::now();
+    quiet_for(&activity, Duration::from_secs(1)).await;
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+
+    let grace = tokio::spawn({
+        let activity = Arc::clone(&activity);
+        async move { quiet_for(&activity, Duration::from_secs(1)).await }
+    });
+    sleep(Duration::from_millis(500)).await;
+    activity.wrote(); // the HTTP/1.1 close or GOAWAY still being written
+    sleep(Duration::from_millis(1000)).await;
+    assert!(!grace.is_finished());
+    sleep(Duration::from_millis(600)).await;
+    assert!(grace.is_finished());
+}
