@@ -14,6 +14,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
 use reverseit_core::BoxError;
+use reverseit_core::headers::ClientInfo;
 use tokio::time::Instant;
 use tower_service::Service;
 
@@ -31,6 +32,13 @@ pub(crate) struct AccessLog {
 impl AccessLog {
     pub(crate) fn new(router: Router) -> Self {
         Self { router }
+    }
+
+    /// A copy for one client connection (see [`Router::for_client`]).
+    pub(crate) fn for_client(&self, client: ClientInfo) -> Self {
+        Self {
+            router: self.router.for_client(client),
+        }
     }
 }
 

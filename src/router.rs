@@ -15,6 +15,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{Either, Full};
 use reverseit_core::BoxError;
+use reverseit_core::headers::ClientInfo;
 use reverseit_hyper::{ProxyBody, ResponseFuture, ReverseProxy};
 use tower_service::Service;
 
@@ -25,6 +26,8 @@ pub(crate) type RouterBody = Either<ProxyBody, Full<Bytes>>;
 #[derive(Debug, Clone)]
 pub(crate) struct Router {
     routes: Arc<[Route]>,
+    /// The client connection this copy serves, when the server said (see [`Router::for_client`]).
+    client: Option<ClientInfo>,
 }
 
 /// One mounted route.
@@ -52,6 +55,16 @@ impl Router {
         routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
         Self {
             routes: routes.into(),
+            client: None,
+        }
+    }
+
+    /// A copy for one client connection: its requests reach the proxies with `client` directly,
+    /// not through a request extension inserted (allocated, hashed, freed) for every request.
+    pub(crate) fn for_client(&self, client: ClientInfo) -> Self {
+        Self {
+            routes: Arc::clone(&self.routes),
+            client: Some(client),
         }
     }
 
@@ -89,7 +102,10 @@ where
 
     fn call(&mut self, req: Request<B>) -> RouterFuture {
         match self.select(req.uri().path()) {
-            Some(route) => RouterFuture::Proxy(route.proxy.clone().call(req)),
+            Some(route) => RouterFuture::Proxy(match self.client {
+                Some(client) => route.proxy.call_with_client(req, client),
+                None => route.proxy.clone().call(req),
+            }),
             None => RouterFuture::NotFound,
         }
     }

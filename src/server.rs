@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hyper_util::service::TowerToHyperService;
 use reverseit_core::RouteConfig;
 use reverseit_core::headers::ClientInfo;
-use reverseit_hyper::{ConnectionBuilder, ReverseProxy, WithClientInfo, client_info};
+use reverseit_hyper::{ConnectionBuilder, ReverseProxy, client_info};
 use reverseit_pool::Pool;
 use reverseit_ws::Shutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -244,10 +245,12 @@ impl Server {
     ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let service = Tracked::new(self.service.clone(), Arc::clone(&activity));
-        let conn = self
-            .builder
-            .serve_connection(io, WithClientInfo::new(service, client));
+        // The router learns the client here, once, rather than from an extension per request.
+        let service = TowerToHyperService::new(Tracked::new(
+            self.service.for_client(client),
+            Arc::clone(&activity),
+        ));
+        let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
         let quiet = idle::idle(&activity, self.ticks.clone());
         tokio::pin!(quiet);
