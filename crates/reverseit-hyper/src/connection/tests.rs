@@ -326,3 +326,23 @@ async fn an_upgrade_keeps_the_bytes_sent_with_its_head() {
     // hyper's part ends with the upgrade; the echo task owns the socket now.
     s.ended().await.unwrap();
 }
+
+#[tokio::test]
+async fn prefixed_replays_its_bytes_then_reads_the_socket() {
+    let (mut peer, io) = tokio::io::duplex(64);
+    let mut io = Prefixed::new(Bytes::from_static(b"0123456789"), 4, io);
+    peer.write_all(b"socket").await.unwrap();
+    let mut buf = [0; 64];
+    let n = io.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"0123", "the first read is limited");
+    let n = io.read(&mut buf[..3]).await.unwrap();
+    assert_eq!(&buf[..n], b"456", "then as much as the reader takes");
+    let n = io.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"789");
+    let n = io.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"socket", "then the socket");
+    io.write_all(b"out").await.unwrap();
+    let mut out = [0; 3];
+    peer.read_exact(&mut out).await.unwrap();
+    assert_eq!(&out, b"out");
+}
