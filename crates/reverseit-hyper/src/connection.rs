@@ -3,9 +3,8 @@
 //!
 //! hyper-util's `auto` server reads exactly the 24 bytes of the HTTP/2 preface before handing the
 //! connection to hyper, which then reads the rest of the request head: two reads for every new
-//! connection. [`Connection`] reads once, up to 4 KiB, decides from what came,
-//! and hands those bytes to hyper ahead of the socket, so a request head that arrived whole costs one
-//! read.
+//! connection. [`Connection`] reads once, up to 4 KiB, decides from what came, and replays those
+//! bytes to hyper ahead of the socket, so a request head that arrived whole costs one system call.
 //!
 //! The decision: the whole HTTP/2 preface (`PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`, RFC 9113 §3.4) means
 //! HTTP/2 with prior knowledge; a shorter prefix of it means "read more"; anything else, or an end of
