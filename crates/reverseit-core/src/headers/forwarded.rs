@@ -27,7 +27,7 @@ pub(super) fn apply(
     client: &ClientInfo,
     client_host: Option<&HeaderValue>,
 ) {
-    let ip = IpText::new(client.peer);
+    let ip = ShortText::new(client.peer);
     let xff = match mode {
         ForwardedHeaders::Off => return,
         ForwardedHeaders::Append => appended_chain(headers, ip.as_bytes()),
@@ -44,7 +44,7 @@ pub(super) fn apply(
             None
         }
     };
-    let xff = xff.unwrap_or_else(|| HeaderValue::from_bytes(ip.as_bytes()).unwrap_or(UNKNOWN));
+    let xff = xff.unwrap_or_else(|| owned_value(ip));
     headers.insert(X_FORWARDED_FOR, xff);
     let proto = if client.tls { "https" } else { "http" };
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
@@ -85,28 +85,44 @@ fn port_value(port: u16) -> HeaderValue {
     match port {
         80 => HeaderValue::from_static("80"),
         443 => HeaderValue::from_static("443"),
-        p => HeaderValue::from(p),
+        p => {
+            let mut text = ShortText::empty();
+            // Cannot fail: five digits at most.
+            let _ = write!(text, "{p}");
+            owned_value(text)
+        }
     }
 }
 
-/// An IP address written on the stack: IPv6 without brackets, an IPv4-mapped IPv6 address as the
-/// IPv4 address it is.
-struct IpText {
+/// A header value that owns its text. Unlike a value made from a `Vec` (which `Bytes` turns into
+/// a shared allocation on its first clone), its clones, such as the copy a proxy keeps to resend
+/// a request, only count references.
+fn owned_value(text: ShortText) -> HeaderValue {
+    HeaderValue::from_maybe_shared(Bytes::from_owner(text)).unwrap_or(UNKNOWN)
+}
+
+/// A short value written on the stack: a port, or an IP address (IPv6 without brackets, an
+/// IPv4-mapped IPv6 address as the IPv4 address it is).
+struct ShortText {
     // The longest IPv6 text is 45 bytes ("ffff:...:255.255.255.255").
     buf: [u8; 48],
     len: usize,
 }
 
-impl IpText {
+impl ShortText {
+    fn empty() -> Self {
+        ShortText {
+            buf: [0; 48],
+            len: 0,
+        }
+    }
+
     fn new(ip: IpAddr) -> Self {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
-        let mut text = IpText {
-            buf: [0; 48],
-            len: 0,
-        };
+        let mut text = ShortText::empty();
         match ip {
             // The common case, written without the formatting machinery.
             IpAddr::V4(v4) => {
@@ -142,7 +158,13 @@ impl IpText {
     }
 }
 
-impl std::fmt::Write for IpText {
+impl AsRef<[u8]> for ShortText {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl std::fmt::Write for ShortText {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
         let end = self.len + s.len();
         let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
