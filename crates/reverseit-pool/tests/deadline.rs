@@ -34,12 +34,23 @@ fn backend_handler() -> kit::Handler {
     })
 }
 
-// TMO-2: the first exchange on a new connection, past its deadline.
-#[tokio::test(start_paused = true)]
-async fn tmo_2_deadline_on_a_new_connection() {
+/// A backend, a pool and a target; with `warm`, one exchange done, so the next runs on a reused
+/// connection, under the connection's own timer.
+async fn setup(warm: bool) -> (TestBackend, reverseit_pool::Pool, reverseit_pool::Target) {
     let backend = TestBackend::start(Speak::Http1, backend_handler()).await;
     let pool = kit::pool(4);
     let target = backend.target(Protocols::HTTP1);
+    if warm {
+        text(pool.send(&target, get("/")).await.unwrap()).await;
+        kit::until("idle", || pool.stats(&target).idle == 1).await;
+    }
+    (backend, pool, target)
+}
+
+// TMO-2: the first exchange on a new connection, past its deadline.
+#[tokio::test(start_paused = true)]
+async fn tmo_2_deadline_on_a_new_connection() {
+    let (_backend, pool, target) = setup(false).await;
     let start = Instant::now();
     let err = kit::within(
         "the deadline",
@@ -56,9 +67,7 @@ async fn tmo_2_deadline_on_a_new_connection() {
 // request's deadline, neither earlier (after earlier requests' deadlines) nor later.
 #[tokio::test(start_paused = true)]
 async fn tmo_2_deadline_on_a_reused_connection_after_many_requests() {
-    let backend = TestBackend::start(Speak::Http1, backend_handler()).await;
-    let pool = kit::pool(4);
-    let target = backend.target(Protocols::HTTP1);
+    let (backend, pool, target) = setup(false).await;
     for _ in 0..6 {
         let res = pool
             .send_with_deadline(&target, get("/"), Instant::now() + TIMEOUT)
@@ -94,12 +103,7 @@ async fn tmo_2_deadline_on_a_reused_connection_after_many_requests() {
 // the connection is reused afterwards.
 #[tokio::test(start_paused = true)]
 async fn tmo_2_deadline_does_not_bound_the_body() {
-    let backend = TestBackend::start(Speak::Http1, backend_handler()).await;
-    let pool = kit::pool(4);
-    let target = backend.target(Protocols::HTTP1);
-    // Warm: the next exchange runs on a reused connection, under the connection's timer.
-    text(pool.send(&target, get("/")).await.unwrap()).await;
-    kit::until("idle", || pool.stats(&target).idle == 1).await;
+    let (backend, pool, target) = setup(true).await;
     let start = Instant::now();
     let res = pool
         .send_with_deadline(&target, get("/slow-body"), start + TIMEOUT)
@@ -116,11 +120,7 @@ async fn tmo_2_deadline_does_not_bound_the_body() {
 // TMO-2: a deadline already past still fails cleanly, and a generous one changes nothing.
 #[tokio::test(start_paused = true)]
 async fn tmo_2_past_and_far_deadlines() {
-    let backend = TestBackend::start(Speak::Http1, backend_handler()).await;
-    let pool = kit::pool(4);
-    let target = backend.target(Protocols::HTTP1);
-    text(pool.send(&target, get("/")).await.unwrap()).await;
-    kit::until("idle", || pool.stats(&target).idle == 1).await;
+    let (_backend, pool, target) = setup(true).await;
     let err = kit::within(
         "the deadline",
         pool.send_with_deadline(&target, get("/hang"), Instant::now()),
