@@ -3,7 +3,6 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -205,27 +204,34 @@ async fn err_2_truncated_backend_body_aborts_client() {
 }
 
 // ERR-3: with response_header_retries, a GET whose connection closes before the response head is
-// retried; without, it fails with 502.
+// retried, with the same head (repeated lines included, in order); without, it fails with 502.
 #[tokio::test]
 async fn err_3_response_header_retries() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let attempts = Arc::new(AtomicUsize::new(0));
-    let seen = attempts.clone();
+    let heads = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let record = heads.clone();
     let server = tokio::spawn(async move {
         loop {
             let (mut s, _) = listener.accept().await.unwrap();
-            let n = seen.fetch_add(1, Ordering::SeqCst);
             let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf).await;
-            if n.is_multiple_of(2) {
-                drop(s); // closed before any response byte
-            } else {
+            let len = s.read(&mut buf).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..len]).into_owned();
+            // Only a head seen just before (a resend) is answered; a new one is dropped unanswered.
+            let resend = {
+                let mut heads = record.lock().unwrap();
+                let resend = heads.last() == Some(&head);
+                heads.push(head);
+                resend
+            };
+            if resend {
                 let _ = s
                     .write_all(
                         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
                     )
                     .await;
+            } else {
+                drop(s); // closed before any response byte
             }
         }
     });
@@ -244,8 +250,25 @@ async fn err_3_response_header_retries() {
             .unwrap(),
     )
     .await;
-    let (status, _, body) = get(&proxy.url("/")).await;
+    let req = Request::get(proxy.url("/"))
+        .header("x-multi", "a")
+        .header("x-multi", "b")
+        .body(empty())
+        .unwrap();
+    let (status, _, body) = fetch(&client(), req).await;
     assert_eq!((status, body), (StatusCode::OK, Bytes::from_static(b"ok")));
+    let heads = heads.lock().unwrap();
+    assert_eq!(heads.len(), 3, "one attempt without retries, two with one");
+    let answered = &heads[2];
+    assert!(
+        answered.contains("x-multi: a\r\nx-multi: b\r\n"),
+        "{answered}"
+    );
+    assert!(
+        answered.contains("x-forwarded-for: 127.0.0.1\r\n"),
+        "{answered}"
+    );
+    drop(heads);
     server.abort();
 }
 
