@@ -5,6 +5,7 @@
 //! a bad configuration, 1 for a runtime failure such as a port already in use.
 
 mod access_log;
+mod alloc;
 mod cli;
 mod demo;
 mod file;
@@ -24,14 +25,9 @@ use tracing_subscriber::EnvFilter;
 
 use crate::server::RunError;
 
-/// mimalloc rather than glibc's allocator: a proxied request makes about seventeen allocations (hyper's
-/// buffers and header maps, the request's future), and glibc's slow path for blocks over 1 KiB
-/// dominates them. callgrind, user-space instructions per request: keep-alive GET −6.5 %, a new
-/// connection per request −17 %. The price is resident memory: freed pages are kept for reuse, so
-/// peak RSS under load is about 8 to 16 MiB higher (`docs/benchmarks.md`); idle WebSocket
-/// connections cost the same.
+/// See [`alloc`] for why and how.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc::MiMalloc = alloc::MiMalloc;
 
 /// Exit code for bad arguments or configuration (clap uses the same for usage errors).
 const EXIT_CONFIG: u8 = 2;
