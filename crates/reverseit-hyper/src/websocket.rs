@@ -27,7 +27,7 @@ use crate::proxy::{Route, client_host, client_info};
 use crate::response_body::ProxyBody;
 
 /// Proxies one WebSocket upgrade request (`WS-1` … `WS-4`, `WS-10`, `TMO-6`); `client` as for
-/// `Route::handle`.
+/// `Route::start`.
 pub(crate) async fn proxy<B>(
     route: &Route,
     req: Request<B>,

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -77,16 +78,16 @@ impl Pool {
     /// happened on a reused connection (or the HTTP/2 server refused the stream): the backend did
     /// not act on it, and an idempotent request can go again through [`Pool::resend`] (`ERR-3`).
     /// A request hyper hands back unsent is moved to another connection here, transparently.
-    pub async fn send<B>(
-        &self,
-        target: &Target,
+    pub fn send<'a, B>(
+        &'a self,
+        target: &'a Target,
         req: Request<B>,
-    ) -> Result<Response<Incoming>, Error>
+    ) -> impl Future<Output = Result<Response<Incoming>, Error>> + Send + 'a
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        self.dispatch(target, req, false, None).await
+        self.dispatch(target, req, false, None)
     }
 
     /// Like [`Pool::send`], bounded by a deadline for the response head: when the head has not
@@ -97,66 +98,69 @@ impl Pool {
     /// Cheaper than wrapping [`Pool::send`] in [`tokio::time::timeout_at`]: on a reused HTTP/1.1
     /// connection the deadline is watched by the connection's own timer, so no timer is registered
     /// and cancelled per request.
-    pub async fn send_with_deadline<B>(
-        &self,
-        target: &Target,
+    pub fn send_with_deadline<'a, B>(
+        &'a self,
+        target: &'a Target,
         req: Request<B>,
         deadline: Instant,
-    ) -> Result<Response<Incoming>, Error>
+    ) -> impl Future<Output = Result<Response<Incoming>, Error>> + Send + 'a
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        self.dispatch(target, req, false, Some(deadline)).await
+        self.dispatch(target, req, false, Some(deadline))
     }
 
     /// [`Pool::resend`] bounded by a deadline for the response head, as
     /// [`Pool::send_with_deadline`].
-    pub async fn resend_with_deadline<B>(
-        &self,
-        target: &Target,
+    pub fn resend_with_deadline<'a, B>(
+        &'a self,
+        target: &'a Target,
         req: Request<B>,
         deadline: Instant,
-    ) -> Result<Response<Incoming>, Error>
+    ) -> impl Future<Output = Result<Response<Incoming>, Error>> + Send + 'a
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        self.dispatch(target, req, true, Some(deadline)).await
+        self.dispatch(target, req, true, Some(deadline))
     }
 
     /// Like [`Pool::send`], but never on an idle HTTP/1.1 connection: for sending a request again
     /// after a [retryable](Error::is_retryable) failure, since the other idle connections may be as
     /// stale as the one that failed. When the shard is full, its oldest idle connection is closed
     /// to make room.
-    pub async fn resend<B>(
-        &self,
-        target: &Target,
+    pub fn resend<'a, B>(
+        &'a self,
+        target: &'a Target,
         req: Request<B>,
-    ) -> Result<Response<Incoming>, Error>
+    ) -> impl Future<Output = Result<Response<Incoming>, Error>> + Send + 'a
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        self.dispatch(target, req, true, None).await
+        self.dispatch(target, req, true, None)
     }
 
     /// [`Pool::send`] (`fresh = false`) or [`Pool::resend`] (`fresh = true`), with or without a
     /// deadline for the response head.
-    async fn dispatch<B>(
-        &self,
-        target: &Target,
+    ///
+    /// Not `async`, and neither are the public methods above: they return the backend's request
+    /// future itself. Each `async` layer would hold a copy of its arguments beside the nested
+    /// future and copy that whole future when it starts, for every request.
+    fn dispatch<'a, B>(
+        &'a self,
+        target: &'a Target,
         req: Request<B>,
         fresh: bool,
         deadline: Option<Instant>,
-    ) -> Result<Response<Incoming>, Error>
+    ) -> impl Future<Output = Result<Response<Incoming>, Error>> + Send + 'a
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
         self.backend(target)
             .send(&target.inner, req.map(ReqBody::new), fresh, deadline)
-            .await
     }
 
     /// [`Pool::send`], then, for an idempotent method (RFC 9110 §9.2.2) whose failure is
