@@ -43,7 +43,9 @@ const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// setting for that size, so the first head is handed over in two reads, as hyper-util's `auto`
 /// server did with a system call between them. Measured (callgrind, small GETs): keep-alive 34.7 k
 /// instructions per request against 35.4 k when the head is handed over whole (1.6 against 2.0
-/// buffer allocations per request); a new connection per request 45.5 k against 44.6 k.
+/// buffer allocations per request). A connection that serves one request only pays for the growth
+/// (a re-allocation copying 8 KiB), so a head that announces the connection's end is handed over
+/// whole (see [`announces_close`]).
 const HTTP1_FIRST_READ_LIMIT: usize = 24;
 
 /// How many bytes the first read of a connection may take. A typical request head, or the HTTP/2
@@ -233,7 +235,7 @@ where
                         .expect("the socket stays until a protocol is chosen");
                     let service = service.take().expect("the service is taken once");
                     let is_h2 = first.starts_with(H2_PREFACE);
-                    let first_read_limit = if is_h2 {
+                    let first_read_limit = if is_h2 || announces_close(&first) {
                         usize::MAX
                     } else {
                         HTTP1_FIRST_READ_LIMIT
@@ -284,6 +286,42 @@ fn sniff<I: AsyncRead + Unpin>(
         }
         return Poll::Ready(Ok(Some(Bytes::copy_from_slice(read))));
     }
+}
+
+/// Whether an HTTP/1.1 request head announces that its connection ends after it: a `Connection`
+/// field naming `close`, or HTTP/1.0 without `keep-alive` (RFC 9112 §9.3). Only a hint for sizing
+/// hyper's read buffer (see [`HTTP1_FIRST_READ_LIMIT`]), read from the bytes sniffed: hyper parses
+/// the head and decides the connection's fate; a head cut short or unusual here costs at most a
+/// buffer re-allocation.
+fn announces_close(head: &[u8]) -> bool {
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line));
+    let http10 = lines
+        .next()
+        .is_some_and(|request_line| request_line.ends_with(b" HTTP/1.0"));
+    let mut keep_alive = false;
+    for line in lines {
+        if line.is_empty() {
+            // The end of the head: HTTP/1.0 closes unless it asked to keep the connection.
+            return http10 && !keep_alive;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        if !name.eq_ignore_ascii_case(b"connection") {
+            continue;
+        }
+        for option in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            if option.eq_ignore_ascii_case(b"close") {
+                return true;
+            }
+            keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+        }
+    }
+    // The head goes on past the bytes sniffed: no decision from a part of it.
+    false
 }
 
 /// A socket whose first reads replay bytes already read from it.

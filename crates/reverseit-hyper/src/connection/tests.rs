@@ -346,3 +346,35 @@ async fn prefixed_replays_its_bytes_then_reads_the_socket() {
     peer.read_exact(&mut out).await.unwrap();
     assert_eq!(&out, b"out");
 }
+
+/// The hint that hands a one-request connection's head to hyper whole: `close` among the
+/// `Connection` options (any case, any position), or HTTP/1.0 without `keep-alive`; never from a
+/// head that goes on past the bytes at hand, unless `close` was already seen.
+#[test]
+fn announces_close_reads_connection_options_and_http10() {
+    let closing: [&[u8]; 6] = [
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nconnection:CLOSE\r\n\r\n",
+        b"GET / HTTP/1.1\r\nConnection: te, close\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.1\nConnection: close\n\n",
+        b"GET / HTTP/1.0\r\nHost: a\r\n\r\n",
+        // Cut short, but `close` came before the cut.
+        b"GET / HTTP/1.1\r\nConnection: close\r\nUser-Agent: very lo",
+    ];
+    for head in closing {
+        assert!(announces_close(head), "{}", String::from_utf8_lossy(head));
+    }
+    let staying: [&[u8]; 7] = [
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n",
+        b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX-Connection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nConnection: closed\r\n\r\n",
+        // HTTP/1.0 cut short: its `keep-alive` may still come.
+        b"GET / HTTP/1.0\r\nHost: a\r\nUser-Agent: very lo",
+        b"",
+    ];
+    for head in staying {
+        assert!(!announces_close(head), "{}", String::from_utf8_lossy(head));
+    }
+}
