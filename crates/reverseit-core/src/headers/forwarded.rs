@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 use http::header::FORWARDED;
+use http::header::{Entry, OccupiedEntry};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::ClientInfo;
@@ -28,9 +29,18 @@ pub(super) fn apply(
     client_host: Option<&HeaderValue>,
 ) {
     let ip = ShortText::new(client.peer);
-    let xff = match mode {
+    match mode {
         ForwardedHeaders::Off => return,
-        ForwardedHeaders::Append => appended_chain(headers, ip.as_bytes()),
+        // One lookup for reading the incoming chain and writing the new one.
+        ForwardedHeaders::Append => match headers.entry(X_FORWARDED_FOR) {
+            Entry::Vacant(slot) => {
+                slot.insert(owned_value(ip));
+            }
+            Entry::Occupied(mut lines) => {
+                let chain = appended_chain(&lines, ip.as_bytes());
+                lines.insert(chain.unwrap_or_else(|| owned_value(ip)));
+            }
+        },
         ForwardedHeaders::Replace => {
             for name in [
                 &X_FORWARDED_PROTO,
@@ -40,12 +50,10 @@ pub(super) fn apply(
             ] {
                 headers.remove(name);
             }
-            // `insert` below drops every client-sent X-Forwarded-For line.
-            None
+            // Drops every client-sent X-Forwarded-For line.
+            headers.insert(X_FORWARDED_FOR, owned_value(ip));
         }
-    };
-    let xff = xff.unwrap_or_else(|| owned_value(ip));
-    headers.insert(X_FORWARDED_FOR, xff);
+    }
     let proto = if client.tls { "https" } else { "http" };
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     if let Some(host) = client_host {
@@ -59,10 +67,9 @@ const UNKNOWN: HeaderValue = HeaderValue::from_static("unknown");
 
 /// Every incoming `X-Forwarded-For` line in order, then `ip`, joined with ", " into one value built
 /// with a single exactly-sized allocation. `None` when there is no incoming chain.
-fn appended_chain(headers: &HeaderMap, ip: &[u8]) -> Option<HeaderValue> {
+fn appended_chain(incoming: &OccupiedEntry<'_, HeaderValue>, ip: &[u8]) -> Option<HeaderValue> {
     let lines = || {
-        headers
-            .get_all(X_FORWARDED_FOR)
+        incoming
             .iter()
             .map(|v| v.as_bytes().trim_ascii())
             .filter(|v| !v.is_empty())
