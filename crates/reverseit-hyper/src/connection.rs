@@ -294,9 +294,14 @@ fn sniff<I: AsyncRead + Unpin>(
 /// the head and decides the connection's fate; a head cut short or unusual here costs at most a
 /// buffer re-allocation.
 fn announces_close(head: &[u8]) -> bool {
-    let mut lines = head
-        .split(|&b| b == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line));
+    const FIELD: &[u8] = b"connection:";
+    // Whole lines only: a line cut off by the end of the bytes sniffed is not read.
+    let mut start = 0;
+    let mut lines = memchr::memchr_iter(b'\n', head).map(|end| {
+        let line = &head[start..end];
+        start = end + 1;
+        line.strip_suffix(b"\r").unwrap_or(line)
+    });
     let http10 = lines
         .next()
         .is_some_and(|request_line| request_line.ends_with(b" HTTP/1.0"));
@@ -306,14 +311,14 @@ fn announces_close(head: &[u8]) -> bool {
             // The end of the head: HTTP/1.0 closes unless it asked to keep the connection.
             return http10 && !keep_alive;
         }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        let (name, value) = (&line[..colon], &line[colon + 1..]);
-        if !name.eq_ignore_ascii_case(b"connection") {
+        // No space may come before the colon (RFC 9112 §5.1).
+        if line.len() < FIELD.len() || !line[..FIELD.len()].eq_ignore_ascii_case(FIELD) {
             continue;
         }
-        for option in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+        for option in line[FIELD.len()..]
+            .split(|&b| b == b',')
+            .map(<[u8]>::trim_ascii)
+        {
             if option.eq_ignore_ascii_case(b"close") {
                 return true;
             }
