@@ -13,10 +13,10 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
+use hyper::service::Service;
 use reverseit_core::BoxError;
 use reverseit_core::headers::ClientInfo;
 use tokio::time::Instant;
-use tower_service::Service;
 
 use crate::router::{Router, RouterBody, RouterFuture};
 
@@ -61,11 +61,7 @@ where
     type Error = Infallible;
     type Future = LogFuture;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> LogFuture {
+    fn call(&self, req: Request<B>) -> LogFuture {
         let entry = tracing::enabled!(target: TARGET, tracing::Level::INFO).then(|| Entry {
             start: Instant::now(),
             method: req.method().clone(),

@@ -28,9 +28,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
+use hyper::service::Service;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
-use tower_service::Service;
 
 /// What one connection has been doing.
 #[derive(Debug, Default)]
@@ -175,11 +175,7 @@ where
     type Error = Infallible;
     type Future = TrackedFuture<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&self, req: Request<B>) -> Self::Future {
         TrackedFuture {
             guard: Some(InFlight::new(&self.activity)),
             inner: self.inner.call(req),

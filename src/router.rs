@@ -14,10 +14,10 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{Either, Full};
+use hyper::service::Service;
 use reverseit_core::BoxError;
 use reverseit_core::headers::ClientInfo;
 use reverseit_hyper::{ProxyBody, ResponseFuture, ReverseProxy};
-use tower_service::Service;
 
 /// The body of every response the router gives: the proxy's, or its own 404.
 pub(crate) type RouterBody = Either<ProxyBody, Full<Bytes>>;
@@ -95,16 +95,11 @@ where
     type Error = Infallible;
     type Future = RouterFuture;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // Every route's proxy is always ready.
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> RouterFuture {
+    fn call(&self, req: Request<B>) -> RouterFuture {
         match self.select(req.uri().path()) {
             Some(route) => RouterFuture::Proxy(match self.client {
                 Some(client) => route.proxy.call_with_client(req, client),
-                None => route.proxy.clone().call(req),
+                None => tower_service::Service::call(&mut route.proxy.clone(), req),
             }),
             None => RouterFuture::NotFound,
         }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper_util::service::TowerToHyperService;
 use reverseit_core::RouteConfig;
 use reverseit_core::headers::ClientInfo;
 use reverseit_hyper::{ConnectionBuilder, ReverseProxy, client_info};
@@ -246,10 +245,9 @@ impl Server {
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         // The router learns the client here, once, rather than from an extension per request.
-        let service = TowerToHyperService::new(Tracked::new(
-            self.service.for_client(client),
-            Arc::clone(&activity),
-        ));
+        // hyper's own `Service` (called by reference): no copy of the service per request, as
+        // hyper-util's adapter for tower services makes.
+        let service = Tracked::new(self.service.for_client(client), Arc::clone(&activity));
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
         let quiet = idle::idle(&activity, self.ticks.clone());
