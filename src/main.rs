@@ -15,6 +15,7 @@ mod server;
 mod settings;
 mod signal;
 mod tls;
+mod wake_gate;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -23,6 +23,7 @@ use crate::idle::{self, Activity, Ticks, Tracked};
 use crate::router::Router;
 use crate::settings::{BadConfig, Mount, ServerLimits, Settings};
 use crate::signal::Signals;
+use crate::wake_gate::Gate;
 
 /// How long a connection being closed for idleness may stay quiet (no request, no write) before it
 /// is dropped: time for an HTTP/2 GOAWAY exchange or an HTTP/1.1 close.
@@ -256,36 +257,54 @@ impl Server {
         let grace = idle::quiet_for(&activity, IDLE_CLOSE_GRACE);
         tokio::pin!(grace);
         let mut stopping = *stopped.borrow();
+        let stop = stopped.changed();
+        tokio::pin!(stop);
         if stopping {
             conn.as_mut().graceful_shutdown();
         }
         let mut closing = false;
-        loop {
-            tokio::select! {
-                done = conn.as_mut() => {
+        // The shutdown signal and the watchdog are polled only after a wake-up of theirs, not at
+        // every wake-up the connection's traffic causes (see `wake_gate`).
+        let gate = Gate::new();
+        std::future::poll_fn(|cx| {
+            loop {
+                if let Poll::Ready(done) = conn.as_mut().poll(cx) {
                     if let Err(e) = done {
                         tracing::debug!(peer = %client.peer, error = %e, "connection ended with an error");
                     }
-                    return;
+                    return Poll::Ready(());
                 }
-                _ = stopped.changed(), if !stopping => {
+                let Some(mut side) = gate.open(cx) else {
+                    return Poll::Pending;
+                };
+                let mut closed_now = false;
+                if !stopping && stop.as_mut().poll(&mut side).is_ready() {
                     // Shutdown: finish the requests in flight, take no more (HTTP/2 GOAWAY).
                     stopping = true;
-                    conn.as_mut().graceful_shutdown();
+                    closed_now = true;
                 }
-                () = &mut quiet, if !closing => {
+                if !closing && quiet.as_mut().poll(&mut side).is_ready() {
                     closing = true;
+                    closed_now = true;
                     tracing::debug!(peer = %client.peer, "closing an idle or stalled connection");
+                }
+                if closed_now {
                     conn.as_mut().graceful_shutdown();
                 }
-                () = &mut grace, if closing => {
+                if closing && grace.as_mut().poll(&mut side).is_ready() {
                     // Quiet again after the close began: a stalled head, or a client that never
                     // finished closing. A request that slipped in, or a response still being
                     // written to a slow reader, would have kept it from being quiet.
-                    return;
+                    return Poll::Ready(());
                 }
+                if !closed_now {
+                    return Poll::Pending;
+                }
+                // The connection acts on the shutdown when polled: poll it again now, and the
+                // futures behind the gate at their next wake-up.
             }
-        }
+        })
+        .await;
     }
 }
 
