@@ -3,7 +3,8 @@
 //! A connection's `SendRequest<B>` fixes one body type, but one pool serves every route and every
 //! caller's body type, so bodies are erased to [`ReqBody`] on the way in. The body still streams:
 //! frames are polled from the caller's body as hyper asks for them (back-pressure included).
-//! A zero-sized body (`Empty<Bytes>`) boxes without allocating.
+//! A body already at its end (a GET's, whatever its type) is not boxed at all: most requests carry
+//! none, and a box is an allocation per request.
 
 use std::fmt;
 use std::pin::Pin;
@@ -15,7 +16,8 @@ use reverseit_core::BoxError;
 
 /// Any caller body, with its error boxed.
 pub(crate) struct ReqBody {
-    inner: Pin<Box<dyn Body<Data = Bytes, Error = BoxError> + Send>>,
+    /// `None` for a body that was at its end from the start.
+    inner: Option<Pin<Box<dyn Body<Data = Bytes, Error = BoxError> + Send>>>,
 }
 
 impl ReqBody {
@@ -24,8 +26,11 @@ impl ReqBody {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        if body.is_end_stream() {
+            return Self { inner: None };
+        }
         Self {
-            inner: Box::pin(BoxedErr { inner: body }),
+            inner: Some(Box::pin(BoxedErr { inner: body })),
         }
     }
 }
@@ -39,18 +44,24 @@ impl Body for ReqBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.inner.as_mut().poll_frame(cx)
+        match &mut self.inner {
+            Some(body) => body.as_mut().poll_frame(cx),
+            None => Poll::Ready(None),
+        }
     }
 
     #[inline]
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(|body| body.is_end_stream())
     }
 
     #[inline]
     fn size_hint(&self) -> SizeHint {
         // hyper picks `Content-Length` over chunked encoding from an exact hint.
-        self.inner.size_hint()
+        match &self.inner {
+            Some(body) => body.size_hint(),
+            None => SizeHint::with_exact(0),
+        }
     }
 }
 
@@ -92,5 +103,37 @@ where
     #[inline]
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderMap;
+    use http_body_util::{BodyExt, Empty, Full};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_body_at_its_end_is_empty_with_an_exact_zero_size() {
+        let body = ReqBody::new(Empty::<Bytes>::new());
+        assert!(body.is_end_stream());
+        assert_eq!(body.size_hint().exact(), Some(0));
+        assert!(body.collect().await.unwrap().to_bytes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn data_and_trailers_pass_through() {
+        let body = ReqBody::new(Full::new(Bytes::from_static(b"abc")));
+        assert!(!body.is_end_stream());
+        assert_eq!(body.size_hint().exact(), Some(3));
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "abc");
+
+        // No data but trailers: not at its end, so the trailers are sent.
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", "0".parse().unwrap());
+        let body = ReqBody::new(Empty::<Bytes>::new().with_trailers(async { Some(Ok(trailers)) }));
+        assert!(!body.is_end_stream());
+        let collected = body.collect().await.unwrap();
+        assert_eq!(collected.trailers().unwrap()["grpc-status"], "0");
     }
 }
