@@ -1,6 +1,7 @@
 //! The listener: accepting (plain or TLS), the `[server]` limits, serving each connection with the
 //! routes, and the graceful shutdown on SIGINT/SIGTERM.
 
+use std::future::{Future, poll_fn};
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -91,35 +92,64 @@ pub(crate) async fn run(settings: Settings) -> Result<(), RunError> {
     });
     let (stop, stopped) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(settings.limits.max_connections));
-    loop {
-        // A permit first: beyond `max_connections`, clients wait in the kernel's accept queue.
-        let (permit, accepted) = tokio::select! {
-            biased;
-            () = signals.recv() => break,
-            accepted = async {
-                let permit = Arc::clone(&permits).acquire_owned().await;
-                (permit, listener.accept().await)
-            } => accepted,
+    {
+        // One wait for a signal for the server's whole life, polled only after a wake-up of its
+        // own (see `wake_gate`), rather than a new one registered and dropped for every accept.
+        let stop_signal = signals.recv();
+        tokio::pin!(stop_signal);
+        let gate = Gate::new();
+        let mut signalled = |cx: &mut Context<'_>| {
+            gate.open(cx)
+                .is_some_and(|mut side| stop_signal.as_mut().poll(&mut side).is_ready())
         };
-        let permit = permit.expect("the connection semaphore is never closed");
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) if is_transient(&e) => {
-                // Out of file descriptors, or a connection reset while queued: pause rather than
-                // spin, and keep serving the connections already open.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            }
-            Err(e) => return Err(RunError::Io(format!("accept failed: {e}"))),
-        };
-        let server = Arc::clone(&server);
-        let stopped = stopped.clone();
-        // Boxed: tokio moves a spawned future several times before it is first polled; a 2 KiB
-        // connection future costs less to allocate once than to copy three times.
-        tokio::spawn(Box::pin(async move {
-            server.connection(stream, permit, peer, stopped).await
-        }));
+        loop {
+            // A permit first: beyond `max_connections`, clients wait in the kernel's accept
+            // queue.
+            let permit = match Arc::clone(&permits).try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    let acquire = Arc::clone(&permits).acquire_owned();
+                    tokio::pin!(acquire);
+                    let permit = poll_fn(|cx| {
+                        if signalled(cx) {
+                            return Poll::Ready(None);
+                        }
+                        acquire.as_mut().poll(cx).map(Some)
+                    })
+                    .await;
+                    match permit {
+                        Some(permit) => permit.expect("the connection semaphore is never closed"),
+                        None => break,
+                    }
+                }
+            };
+            let accepted = poll_fn(|cx| {
+                if signalled(cx) {
+                    return Poll::Ready(None);
+                }
+                listener.poll_accept(cx).map(Some)
+            })
+            .await;
+            let (stream, peer) = match accepted {
+                None => break,
+                Some(Ok(accepted)) => accepted,
+                Some(Err(e)) if is_transient(&e) => {
+                    // Out of file descriptors, or a connection reset while queued: pause rather
+                    // than spin, and keep serving the connections already open.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                Some(Err(e)) => return Err(RunError::Io(format!("accept failed: {e}"))),
+            };
+            let server = Arc::clone(&server);
+            let stopped = stopped.clone();
+            // Boxed: tokio moves a spawned future several times before it is first polled; a 2 KiB
+            // connection future costs less to allocate once than to copy three times.
+            tokio::spawn(Box::pin(async move {
+                server.connection(stream, permit, peer, stopped).await
+            }));
+        }
     }
 
     drop(listener);
