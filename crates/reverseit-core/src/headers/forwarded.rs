@@ -1,5 +1,6 @@
 //! `X-Forwarded-*` toward the backend (`HDR-3`).
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -28,31 +29,34 @@ pub(super) fn apply(
     client: &ClientInfo,
     client_host: Option<&HeaderValue>,
 ) {
-    let ip = ShortText::new(client.peer);
-    match mode {
+    let append = match mode {
         ForwardedHeaders::Off => return,
+        ForwardedHeaders::Append => true,
+        ForwardedHeaders::Replace => false,
+    };
+    let ip = address_value(client.peer);
+    if append {
         // One lookup for reading the incoming chain and writing the new one.
-        ForwardedHeaders::Append => match headers.entry(X_FORWARDED_FOR) {
+        match headers.entry(X_FORWARDED_FOR) {
             Entry::Vacant(slot) => {
-                slot.insert(owned_value(ip));
+                slot.insert(ip);
             }
             Entry::Occupied(mut lines) => {
                 let chain = appended_chain(&lines, ip.as_bytes());
-                lines.insert(chain.unwrap_or_else(|| owned_value(ip)));
+                lines.insert(chain.unwrap_or(ip));
             }
-        },
-        ForwardedHeaders::Replace => {
-            for name in [
-                &X_FORWARDED_PROTO,
-                &X_FORWARDED_HOST,
-                &X_FORWARDED_PORT,
-                &FORWARDED,
-            ] {
-                headers.remove(name);
-            }
-            // Drops every client-sent X-Forwarded-For line.
-            headers.insert(X_FORWARDED_FOR, owned_value(ip));
         }
+    } else {
+        for name in [
+            &X_FORWARDED_PROTO,
+            &X_FORWARDED_HOST,
+            &X_FORWARDED_PORT,
+            &FORWARDED,
+        ] {
+            headers.remove(name);
+        }
+        // Drops every client-sent X-Forwarded-For line.
+        headers.insert(X_FORWARDED_FOR, ip);
     }
     let proto = if client.tls { "https" } else { "http" };
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
@@ -92,13 +96,47 @@ fn port_value(port: u16) -> HeaderValue {
     match port {
         80 => HeaderValue::from_static("80"),
         443 => HeaderValue::from_static("443"),
-        p => {
-            let mut text = ShortText::empty();
-            // Cannot fail: five digits at most.
-            let _ = write!(text, "{p}");
-            owned_value(text)
-        }
+        p => LAST.with_borrow_mut(|last| match &last.port {
+            Some((seen, value)) if *seen == p => value.clone(),
+            _ => {
+                let mut text = ShortText::empty();
+                // Cannot fail: five digits at most.
+                let _ = write!(text, "{p}");
+                let value = owned_value(text);
+                last.port = Some((p, value.clone()));
+                value
+            }
+        }),
     }
+}
+
+/// The client address as a header value.
+fn address_value(peer: IpAddr) -> HeaderValue {
+    LAST.with_borrow_mut(|last| match &last.address {
+        Some((seen, value)) if *seen == peer => value.clone(),
+        _ => {
+            let value = owned_value(ShortText::new(peer));
+            last.address = Some((peer, value.clone()));
+            value
+        }
+    })
+}
+
+/// The address and port values written last on this thread. Consecutive requests mostly come from
+/// one address (a keep-alive client, a load balancer) to one listener port, and a copy of a value
+/// only counts a reference, where writing one formats the text and allocates its buffer.
+struct Last {
+    address: Option<(IpAddr, HeaderValue)>,
+    port: Option<(u16, HeaderValue)>,
+}
+
+thread_local! {
+    static LAST: RefCell<Last> = const {
+        RefCell::new(Last {
+            address: None,
+            port: None,
+        })
+    };
 }
 
 /// A header value that owns its text. Unlike a value made from a `Vec` (which `Bytes` turns into

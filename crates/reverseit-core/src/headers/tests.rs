@@ -322,6 +322,42 @@ fn hdr_3_own_lines_survive_connection_nomination() {
     assert_eq!(values(&h, "x-forwarded-proto"), ["http"]);
 }
 
+/// Values are remembered per thread for the last address and port: clients taking turns, on
+/// listeners with different ports, in both modes, each get their own values, an incoming chain
+/// included.
+#[test]
+fn hdr_3_values_follow_each_client_in_turn() {
+    let append = policy(|b| b);
+    let replace = policy(|b| b.forwarded_headers(ForwardedHeaders::Replace));
+    let turns = [
+        ("192.0.2.1", 8080, "8080"),
+        ("192.0.2.1", 8080, "8080"),
+        ("2001:db8::1", 8443, "8443"),
+        ("192.0.2.1", 8080, "8080"),
+        ("198.51.100.7", 443, "443"),
+        ("198.51.100.7", 8080, "8080"),
+        ("2001:db8::1", 9000, "9000"),
+    ];
+    for (i, (peer, port, port_text)) in turns.into_iter().enumerate() {
+        let client = ClientInfo::new(peer.parse().unwrap(), false, port);
+        let p = if i % 2 == 0 { &append } else { &replace };
+        let mut h = HeaderMap::new();
+        p.apply_request(&mut h, &client, None, Upstream::Http1);
+        assert_eq!(values(&h, "x-forwarded-for"), [peer], "turn {i}");
+        assert_eq!(values(&h, "x-forwarded-port"), [port_text], "turn {i}");
+
+        let mut chained = HeaderMap::new();
+        chained.insert("x-forwarded-for", "10.0.0.1".parse().unwrap());
+        append.apply_request(&mut chained, &client, None, Upstream::Http1);
+        let want = format!("10.0.0.1, {peer}");
+        assert_eq!(
+            values(&chained, "x-forwarded-for"),
+            [want.as_str()],
+            "turn {i}"
+        );
+    }
+}
+
 #[test]
 fn hdr_3_client_address_text() {
     // (peer, X-Forwarded-For): IPv6 without brackets, IPv4-mapped IPv6 as IPv4.
