@@ -220,10 +220,15 @@ impl Route {
             client_takes_trailers,
         } = outgoing;
         let head_request = method == Method::HEAD;
-        // LIM-4, TMO-4
-        let body = match request_body::prepare(body, declared, interactive, self.body).await {
-            Ok(b) => b,
-            Err(e) => return Ok(self.error_response(e)),
+        let body = if request_body::is_absent(&body, declared) {
+            // Most requests: no reading future to start.
+            Prepared::Buffered(Buffered::default())
+        } else {
+            // LIM-4, TMO-4
+            match request_body::prepare(body, declared, interactive, self.body).await {
+                Ok(b) => b,
+                Err(e) => return Ok(self.error_response(e)),
+            }
         };
         let deadline = tokio::time::Instant::now() + self.config.response_header_timeout();
         let response = match body {

@@ -83,6 +83,12 @@ pub(crate) enum Prepared<B> {
     Streaming(Streaming<B>),
 }
 
+/// Whether the request has no body to read: at its end already, or declared empty. Such a request
+/// (most of them) needs no [`prepare`].
+pub(crate) fn is_absent<B: Body>(body: &B, declared: Option<u64>) -> bool {
+    body.is_end_stream() || declared == Some(0)
+}
+
 /// Reads the start of the client's body and decides between buffering and streaming (`LIM-4`).
 ///
 /// `declared` is the request's `Content-Length`, already checked against the limit (`LIM-3`).
@@ -97,7 +103,7 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
-    if body.is_end_stream() || declared == Some(0) {
+    if is_absent(&body, declared) {
         return Ok(Prepared::Buffered(Buffered::default()));
     }
     // A declared length over the buffer size streams from the start; so does a call of a
