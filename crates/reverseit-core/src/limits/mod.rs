@@ -199,16 +199,22 @@ fn is_chunked(coding: &[u8]) -> bool {
 fn content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
     let mut found: Option<u64> = None;
     for line in headers.get_all(CONTENT_LENGTH) {
-        // Every element is checked, empty ones included: "5," is not a length.
-        for element in line.as_bytes().split(|&b| b == b',') {
-            let n = parse_length(element.trim_ascii()).ok_or("invalid Content-Length")?;
-            match found {
-                Some(prev) if prev != n => return Err("differing Content-Length values"),
-                _ => found = Some(n),
-            }
-        }
+        add_length_line(&mut found, line)?;
     }
     Ok(found)
+}
+
+/// Adds one `Content-Length` line to what the earlier ones said.
+fn add_length_line(found: &mut Option<u64>, line: &HeaderValue) -> Result<(), &'static str> {
+    // Every element is checked, empty ones included: "5," is not a length.
+    for element in line.as_bytes().split(|&b| b == b',') {
+        let n = parse_length(element.trim_ascii()).ok_or("invalid Content-Length")?;
+        match *found {
+            Some(prev) if prev != n => return Err("differing Content-Length values"),
+            _ => *found = Some(n),
+        }
+    }
+    Ok(())
 }
 
 /// `1*DIGIT` as a `u64` (RFC 9110 §8.6): no sign, no space, no overflow.
@@ -354,6 +360,8 @@ pub fn check_response_head(
     head_request: bool,
 ) -> Result<(), Error> {
     let mut total = 0usize;
+    // Read in the same pass as the sizes, rather than looked up again.
+    let mut len = None;
     for (name, value) in headers {
         total += field_line_len(name.as_str(), value);
         if total > max_header_bytes {
@@ -361,9 +369,11 @@ pub fn check_response_head(
                 "response header block over {max_header_bytes} bytes"
             )));
         }
+        if name == CONTENT_LENGTH {
+            add_length_line(&mut len, value)
+                .map_err(|why| Error::new(ErrorKind::InvalidResponse).with_message(why))?;
+        }
     }
-    let len = content_length(headers)
-        .map_err(|why| Error::new(ErrorKind::InvalidResponse).with_message(why))?;
     let has_body = !(head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
