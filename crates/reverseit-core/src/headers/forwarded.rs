@@ -96,30 +96,50 @@ fn port_value(port: u16) -> HeaderValue {
     match port {
         80 => HeaderValue::from_static("80"),
         443 => HeaderValue::from_static("443"),
-        p => LAST.with_borrow_mut(|last| match &last.port {
-            Some((seen, value)) if *seen == p => value.clone(),
-            _ => {
+        p => remembered(
+            |last| match &last.port {
+                Some((seen, value)) if *seen == p => Some(value.clone()),
+                _ => None,
+            },
+            || {
                 let mut text = ShortText::empty();
                 // Cannot fail: five digits at most.
                 let _ = write!(text, "{p}");
-                let value = owned_value(text);
-                last.port = Some((p, value.clone()));
-                value
-            }
-        }),
+                owned_value(text)
+            },
+            |last, value| last.port = Some((p, value)),
+        ),
     }
 }
 
 /// The client address as a header value.
 fn address_value(peer: IpAddr) -> HeaderValue {
-    LAST.with_borrow_mut(|last| match &last.address {
-        Some((seen, value)) if *seen == peer => value.clone(),
-        _ => {
-            let value = owned_value(ShortText::new(peer));
-            last.address = Some((peer, value.clone()));
+    remembered(
+        |last| match &last.address {
+            Some((seen, value)) if *seen == peer => Some(value.clone()),
+            _ => None,
+        },
+        || owned_value(ShortText::new(peer)),
+        |last, value| last.address = Some((peer, value)),
+    )
+}
+
+/// The value `find` remembers on this thread, else a new one from `make`, remembered with
+/// `keep`. Without the thread's memo (as the thread ends), the value is made each time.
+fn remembered(
+    find: impl FnOnce(&Last) -> Option<HeaderValue>,
+    make: impl Fn() -> HeaderValue,
+    keep: impl FnOnce(&mut Last, HeaderValue),
+) -> HeaderValue {
+    LAST.try_with(|cell| {
+        let mut last = cell.borrow_mut();
+        find(&last).unwrap_or_else(|| {
+            let value = make();
+            keep(&mut last, value.clone());
             value
-        }
+        })
     })
+    .unwrap_or_else(|_| make())
 }
 
 /// The address and port values written last on this thread. Consecutive requests mostly come from
