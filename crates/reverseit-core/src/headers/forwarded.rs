@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::thread::LocalKey;
 
 use bytes::Bytes;
 use http::header::FORWARDED;
@@ -96,67 +97,52 @@ fn port_value(port: u16) -> HeaderValue {
     match port {
         80 => HeaderValue::from_static("80"),
         443 => HeaderValue::from_static("443"),
-        p => remembered(
-            |last| match &last.port {
-                Some((seen, value)) if *seen == p => Some(value.clone()),
-                _ => None,
-            },
-            || {
-                let mut text = ShortText::empty();
-                // Cannot fail: five digits at most.
-                let _ = write!(text, "{p}");
-                owned_value(text)
-            },
-            |last, value| last.port = Some((p, value)),
-        ),
+        p => remembered(&LAST_PORT, p, |p| {
+            let mut text = ShortText::empty();
+            // Cannot fail: five digits at most.
+            let _ = write!(text, "{p}");
+            owned_value(text)
+        }),
     }
 }
 
 /// The client address as a header value.
 fn address_value(peer: IpAddr) -> HeaderValue {
-    remembered(
-        |last| match &last.address {
-            Some((seen, value)) if *seen == peer => Some(value.clone()),
-            _ => None,
-        },
-        || owned_value(ShortText::new(peer)),
-        |last, value| last.address = Some((peer, value)),
-    )
-}
-
-/// The value `find` remembers on this thread, else a new one from `make`, remembered with
-/// `keep`. Without the thread's memo (as the thread ends), the value is made each time.
-fn remembered(
-    find: impl FnOnce(&Last) -> Option<HeaderValue>,
-    make: impl Fn() -> HeaderValue,
-    keep: impl FnOnce(&mut Last, HeaderValue),
-) -> HeaderValue {
-    LAST.try_with(|cell| {
-        let mut last = cell.borrow_mut();
-        find(&last).unwrap_or_else(|| {
-            let value = make();
-            keep(&mut last, value.clone());
-            value
-        })
+    remembered(&LAST_ADDRESS, peer, |peer| {
+        owned_value(ShortText::new(peer))
     })
-    .unwrap_or_else(|_| make())
 }
 
-/// The address and port values written last on this thread. Consecutive requests mostly come from
-/// one address (a keep-alive client, a load balancer) to one listener port, and a copy of a value
-/// only counts a reference, where writing one formats the text and allocates its buffer.
-struct Last {
-    address: Option<(IpAddr, HeaderValue)>,
-    port: Option<(u16, HeaderValue)>,
-}
+/// The last value written on this thread, with what it was written for.
+type Memo<K> = RefCell<Option<(K, HeaderValue)>>;
 
 thread_local! {
-    static LAST: RefCell<Last> = const {
-        RefCell::new(Last {
-            address: None,
-            port: None,
-        })
-    };
+    // Consecutive requests mostly come from one address (a keep-alive client, a load balancer)
+    // to one listener port, and a copy of a value only counts a reference, where writing one
+    // formats the text and allocates its buffer.
+    static LAST_ADDRESS: Memo<IpAddr> = const { RefCell::new(None) };
+    static LAST_PORT: Memo<u16> = const { RefCell::new(None) };
+}
+
+/// The value for `key`: the one `memo` holds if it was made for `key`, else a new one from
+/// `make`, which `memo` then holds. Without the memo (as the thread ends), made each time.
+fn remembered<K: Copy + PartialEq>(
+    memo: &'static LocalKey<Memo<K>>,
+    key: K,
+    make: impl Fn(K) -> HeaderValue,
+) -> HeaderValue {
+    memo.try_with(|cell| {
+        let mut last = cell.borrow_mut();
+        match &*last {
+            Some((seen, value)) if *seen == key => value.clone(),
+            _ => {
+                let value = make(key);
+                *last = Some((key, value.clone()));
+                value
+            }
+        }
+    })
+    .unwrap_or_else(|_| make(key))
 }
 
 /// A header value that owns its text. Unlike a value made from a `Vec` (which `Bytes` turns into
