@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
-use crate::access_log::AccessLog;
+use crate::access_log::{self, AccessLog, LineBatch};
 use crate::idle::{self, Activity, Ticks, Tracked};
 use crate::router::Router;
 use crate::settings::{BadConfig, Mount, ServerLimits, Settings};
@@ -39,8 +39,12 @@ pub(crate) enum RunError {
     Io(String),
 }
 
-/// Runs the proxy until SIGINT or SIGTERM, then shuts down gracefully.
-pub(crate) async fn run(settings: Settings) -> Result<(), RunError> {
+/// Runs the proxy until SIGINT or SIGTERM, then shuts down gracefully; access-log lines go to
+/// `access_log`.
+pub(crate) async fn run(
+    settings: Settings,
+    access_log: access_log::Output,
+) -> Result<(), RunError> {
     // Installed before the readiness line, so a signal sent right after it is never missed.
     let mut signals = Signals::install().map_err(|e| RunError::Io(format!("signals: {e}")))?;
 
@@ -82,9 +86,11 @@ pub(crate) async fn run(settings: Settings) -> Result<(), RunError> {
     }
     tracing::info!(%local, tls = settings.tls.is_some(), "proxy ready");
 
+    let (lines, flush_lines) = LineBatch::new(access_log);
+    tokio::spawn(flush_lines);
     let server = Arc::new(Server {
         builder: builder(&settings.limits),
-        service: AccessLog::new(router),
+        service: AccessLog::new(router, lines),
         tls: settings.tls.map(TlsAcceptor::from),
         ticks: Ticks::start(settings.limits.header_read_timeout),
         limits: settings.limits,

@@ -19,7 +19,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStderr, Command};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -46,6 +46,8 @@ struct Proxy {
     ready: String,
     stderr: Arc<Mutex<String>>,
     stderr_lines: mpsc::UnboundedReceiver<String>,
+    /// Held open and never read, for [`Proxy::start_unread_stderr`].
+    _unread_stderr: Option<ChildStderr>,
 }
 
 impl Drop for Proxy {
@@ -68,19 +70,35 @@ fn command(args: &[&str]) -> Command {
 impl Proxy {
     /// Starts the proxy and waits for its readiness line.
     async fn start(args: &[&str]) -> Proxy {
+        Self::start_with(args, true).await
+    }
+
+    /// Starts the proxy with its stderr a pipe that is never read, as a supervisor capturing
+    /// output it does not drain would leave it.
+    async fn start_unread_stderr(args: &[&str]) -> Proxy {
+        Self::start_with(args, false).await
+    }
+
+    async fn start_with(args: &[&str], read_stderr: bool) -> Proxy {
         let mut child = command(args).spawn().expect("spawn reverseit");
         let stderr = Arc::new(Mutex::new(String::new()));
         let (tx, stderr_lines) = mpsc::unbounded_channel();
-        let mut err_lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let sink = Arc::clone(&stderr);
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = err_lines.next_line().await {
-                let mut all = sink.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-                let _ = tx.send(line);
-            }
-        });
+        let child_stderr = child.stderr.take().unwrap();
+        let unread_stderr = if read_stderr {
+            let mut err_lines = BufReader::new(child_stderr).lines();
+            let sink = Arc::clone(&stderr);
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = err_lines.next_line().await {
+                    let mut all = sink.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
+                    let _ = tx.send(line);
+                }
+            });
+            None
+        } else {
+            Some(child_stderr)
+        };
         let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
         let ready = match within("readiness line", out.next_line()).await {
             Ok(Some(line)) => line,
@@ -103,6 +121,7 @@ impl Proxy {
             ready,
             stderr,
             stderr_lines,
+            _unread_stderr: unread_stderr,
         }
     }
 
@@ -357,6 +376,41 @@ async fn demo_mode_answers_hello_echo_and_websocket() {
         line.contains("method=GET") && line.contains("status=200"),
         "{line}"
     );
+}
+
+/// Logs never hold traffic up: with stderr a pipe nobody reads, the access log fills the pipe,
+/// further lines are dropped, and requests go on being answered (before, the proxy's thread
+/// blocked in its write once the pipe's 64 KiB were full).
+#[tokio::test]
+async fn unread_stderr_pipe_never_stalls_requests() {
+    let (backend, _b) = named_backend("a").await;
+    let proxy = Proxy::start_unread_stderr(&[
+        "--backend",
+        &format!("http://{backend}"),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .await;
+    // A 1 KB path makes each access-log line over 1 KB: 400 requests log several pipes' worth.
+    let path = format!("/{}", "a".repeat(1000));
+    within("400 requests with stderr unread", async {
+        let io = TcpStream::connect(proxy.addr).await.expect("connect");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        for i in 0..400 {
+            let req = Request::get(&path)
+                .header("host", proxy.addr.to_string())
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let resp = sender.send_request(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "request {i}");
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            assert!(body.starts_with(b"a /aaa"), "request {i}");
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
