@@ -113,7 +113,8 @@ fn init_logs() -> (NonBlocking, WorkerGuard) {
     (writer, guard)
 }
 
-/// Log lines waiting for the writer thread at most: a few MiB of access-log lines.
-const LOG_LINES_QUEUED: usize = 16_384;
+/// Writes waiting for the writer thread at most: a line each, or a batch of access-log lines of at
+/// most `access_log::BATCH_BYTES`, so about 32 MiB at most when stderr takes nothing.
+const LOG_LINES_QUEUED: usize = 1024;
 /// The most the writer thread writes in one system call.
 const LOG_WRITE_BYTES: usize = 64 * 1024;
