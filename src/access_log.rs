@@ -4,7 +4,7 @@
 //! The line is INFO under the tracing target `reverseit::access`, so `RUST_LOG`
 //! (`reverseit::access=off`, say) controls it. When the line is filtered out nothing is measured:
 //! the check is one cached callsite lookup per request. Otherwise the line is formatted here
-//! ([`line`]) rather than by tracing's formatter, and written with the lines of other requests
+//! ([`mod@line`]) rather than by tracing's formatter, and written with the lines of other requests
 //! ([`batch`]): through tracing, the access log cost a small request about 40 % more CPU time.
 
 mod batch;
