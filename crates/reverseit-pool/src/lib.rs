@@ -22,6 +22,8 @@
 //! - Bodies stream both ways with back-pressure: any [`http_body::Body`] in, hyper's
 //!   [`Incoming`](hyper::body::Incoming) out; the pool buffers no body.
 //! - [`Pool::stats`]: open, idle, in-use connections and waiters per backend.
+//! - Memory stays bounded as a client sent to ever new hosts: a backend's entry without
+//!   connections, waiters or requests in flight is dropped once the pool holds many.
 //!
 //! ## TLS
 //!

@@ -38,7 +38,37 @@ struct PoolInner {
     id: u64,
     config: PoolConfig,
     dialer: Arc<dyn Dial>,
-    backends: Mutex<HashMap<Key, Arc<BackendPool>>>,
+    backends: Mutex<Backends>,
+}
+
+/// The per-backend entries, and the size at which unused ones are next swept out.
+///
+/// A proxy's routes name a handful of backends, but a pool used as a client may be sent to any
+/// number of hosts: entries nobody uses (no connection, no request in flight) are dropped when
+/// the map has doubled since the last sweep, so the map stays within twice the backends in use
+/// (and at least [`SWEEP_AT`]) at a cost of one pass per doubling. A target whose entry was swept
+/// finds its new one through the map from then on (its cached handle is set only once).
+struct Backends {
+    map: HashMap<Key, Arc<BackendPool>>,
+    sweep_at: usize,
+}
+
+/// The fewest entries the map holds before its first sweep: more backends than most proxies have.
+const SWEEP_AT: usize = 64;
+
+impl Backends {
+    /// Drops the entries only the map holds that have no connection (idle, in use or opening) and
+    /// no waiter. A caller holding an entry (a request in flight, a target's cached handle being
+    /// upgraded) keeps it.
+    fn sweep(&mut self) {
+        self.map.retain(|_, b| {
+            Arc::strong_count(b) > 1 || {
+                let s = b.stats();
+                s.open + s.connecting + s.waiters > 0
+            }
+        });
+        self.sweep_at = SWEEP_AT.max(2 * self.map.len());
+    }
 }
 
 impl Pool {
@@ -55,7 +85,10 @@ impl Pool {
                 id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
                 config,
                 dialer: Arc::new(dialer),
-                backends: Mutex::new(HashMap::new()),
+                backends: Mutex::new(Backends {
+                    map: HashMap::new(),
+                    sweep_at: SWEEP_AT,
+                }),
             }),
         }
     }
@@ -215,8 +248,13 @@ impl Pool {
         if let Some(b) = self.cached(target) {
             return b;
         }
-        let b = self
-            .lock_backends()
+        let mut backends = self.lock_backends();
+        if backends.map.len() >= backends.sweep_at && !backends.map.contains_key(&target.inner.key)
+        {
+            backends.sweep();
+        }
+        let b = backends
+            .map
             .entry(target.inner.key.clone())
             .or_insert_with(|| {
                 Arc::new(BackendPool::new(
@@ -226,6 +264,7 @@ impl Pool {
                 ))
             })
             .clone();
+        drop(backends);
         // The first pool a target is used with gets the fast path; others use the map.
         let _ = target.inner.cache.set((self.inner.id, Arc::downgrade(&b)));
         b
@@ -233,7 +272,7 @@ impl Pool {
 
     fn lookup(&self, target: &Target) -> Option<Arc<BackendPool>> {
         self.cached(target)
-            .or_else(|| self.lock_backends().get(&target.inner.key).cloned())
+            .or_else(|| self.lock_backends().map.get(&target.inner.key).cloned())
     }
 
     fn cached(&self, target: &Target) -> Option<Arc<BackendPool>> {
@@ -243,7 +282,7 @@ impl Pool {
         }
     }
 
-    fn lock_backends(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<BackendPool>>> {
+    fn lock_backends(&self) -> std::sync::MutexGuard<'_, Backends> {
         self.inner
             .backends
             .lock()
@@ -255,7 +294,7 @@ impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
             .field("config", &self.inner.config)
-            .field("backends", &self.lock_backends().len())
+            .field("backends", &self.lock_backends().map.len())
             .finish()
     }
 }
@@ -266,4 +305,69 @@ fn is_idempotent(m: &Method) -> bool {
         *m,
         Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use reverseit_core::Backend;
+
+    use super::*;
+    use crate::connect::DialFuture;
+
+    /// Refuses every connection at once.
+    #[derive(Debug)]
+    struct Refused;
+
+    impl Dial for Refused {
+        fn dial(&self, _host: &str, _port: u16) -> DialFuture {
+            Box::pin(async { Err(io::ErrorKind::ConnectionRefused.into()) })
+        }
+    }
+
+    fn target(port: u16) -> Target {
+        let backend = Backend::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        Target::new(backend).build().unwrap()
+    }
+
+    fn entries(pool: &Pool) -> usize {
+        pool.lock_backends().map.len()
+    }
+
+    async fn get(pool: &Pool, target: &Target) {
+        let req = Request::get("/")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let err = pool.send(target, req).await.unwrap_err();
+        assert_eq!(err.kind(), reverseit_core::ErrorKind::Connect);
+    }
+
+    #[tokio::test]
+    async fn entries_of_unused_backends_are_swept_as_the_map_grows() {
+        let pool = Pool::with_dialer(PoolConfig::default(), Refused);
+        // An entry in use (a request in flight holds it) survives every sweep.
+        let kept = target(1);
+        let in_flight = pool.backend(&kept);
+        let mut most = 0;
+        for port in 2..1000 {
+            get(&pool, &target(port)).await;
+            most = most.max(entries(&pool));
+        }
+        assert!(most <= 2 * SWEEP_AT, "map grew to {most} entries");
+        assert!(pool.lock_backends().map.contains_key(&kept.inner.key));
+        assert!(Arc::ptr_eq(&pool.backend(&kept), &in_flight));
+        // A swept backend still works: a new entry is made for it.
+        get(&pool, &target(2)).await;
+    }
+
+    #[tokio::test]
+    async fn few_backends_are_never_swept() {
+        let pool = Pool::with_dialer(PoolConfig::default(), Refused);
+        let targets: Vec<Target> = (1..SWEEP_AT as u16).map(target).collect();
+        for t in &targets {
+            get(&pool, t).await;
+        }
+        assert_eq!(entries(&pool), SWEEP_AT - 1);
+    }
 }
