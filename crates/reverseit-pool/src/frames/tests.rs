@@ -74,3 +74,72 @@ fn streams_close_when_both_halves_end_or_reset() {
     assert!(wire.settings_seen());
     assert_eq!(wire.max_streams(), 7);
 }
+
+/// One frame as the property test below generates it.
+#[derive(Debug, Clone)]
+struct AnyFrame {
+    kind: u8,
+    flags: u8,
+    stream: u32,
+    payload: Vec<u8>,
+}
+
+/// The events a frame should give, worked out from its fields rather than from its bytes.
+fn expected(f: &AnyFrame) -> Vec<Event> {
+    let stream = f.stream & 0x7fff_ffff;
+    let end = f.flags & 1 != 0;
+    match f.kind {
+        DATA => vec![Event::Data { stream, end }],
+        HEADERS => vec![Event::Headers { stream, end }],
+        RST_STREAM => vec![Event::Reset { stream }],
+        SETTINGS if !end => f
+            .payload
+            .chunks_exact(SETTING_LEN)
+            .map(|e| Event::Setting {
+                id: u16::from_be_bytes([e[0], e[1]]),
+                value: u32::from_be_bytes([e[2], e[3], e[4], e[5]]),
+            })
+            .chain([Event::SettingsDone])
+            .collect(),
+        GOAWAY if f.payload.len() >= 4 => {
+            let p = &f.payload;
+            vec![Event::GoAway {
+                last_stream: u32::from_be_bytes([p[0], p[1], p[2], p[3]]) & 0x7fff_ffff,
+            }]
+        }
+        _ => vec![],
+    }
+}
+
+use proptest::prelude::*;
+
+proptest! {
+    /// Whatever frames a backend sends, cut into reads wherever the network cuts them, the
+    /// watcher reports exactly each frame's events, in order, and never panics.
+    #[test]
+    fn any_frames_across_any_reads_give_their_events(
+        frames in prop::collection::vec(
+            (0u8..10, any::<u8>(), any::<u32>(), prop::collection::vec(any::<u8>(), 0..40))
+                .prop_map(|(kind, flags, stream, payload)| AnyFrame { kind, flags, stream, payload }),
+            0..12,
+        ),
+        cuts in prop::collection::vec(0usize..600, 0..8),
+    ) {
+        let bytes: Vec<u8> = frames
+            .iter()
+            .flat_map(|f| frame(f.kind, f.flags, f.stream, &f.payload))
+            .collect();
+        let want: Vec<Event> = frames.iter().flat_map(expected).collect();
+
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+        cuts.sort_unstable();
+        let mut scanner = Scanner::new(0);
+        let mut got = Vec::new();
+        let mut from = 0;
+        for cut in cuts.into_iter().chain([bytes.len()]) {
+            scanner.feed(&bytes[from..cut], |e| got.push(e));
+            from = cut;
+        }
+        prop_assert_eq!(got, want);
+    }
+}
