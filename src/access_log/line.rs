@@ -66,12 +66,17 @@ fn write_millis(d: Duration, out: &mut Vec<u8>) {
     let micros = d.as_micros();
     out.extend_from_slice(itoa::Buffer::new().format(micros / 1000).as_bytes());
     let mut fraction = *b".000ms";
-    let mut rest = (micros % 1000) as u32;
-    for digit in fraction[1..4].iter_mut().rev() {
-        *digit = b'0' + (rest % 10) as u8;
-        rest /= 10;
-    }
+    zero_padded((micros % 1000) as u32, &mut fraction[1..4]);
     out.extend_from_slice(&fraction);
+}
+
+/// Writes `n` in decimal into all of `digits`, zero-padded on the left (the caller sizes `digits`
+/// to hold `n`).
+fn zero_padded(mut n: u32, digits: &mut [u8]) {
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS`: the part of a stamp that changes once a second.
@@ -100,13 +105,8 @@ fn write_stamp(at: SystemTime, out: &mut Vec<u8>) {
         // The thread's locals are being torn down: format without the cache.
         .unwrap_or_else(|_| seconds_text(second));
     out.extend_from_slice(&text);
-    let micros = since_epoch.subsec_micros();
     let mut fraction = *b".000000Z";
-    let mut rest = micros;
-    for digit in fraction[1..7].iter_mut().rev() {
-        *digit = b'0' + (rest % 10) as u8;
-        rest /= 10;
-    }
+    zero_padded(since_epoch.subsec_micros(), &mut fraction[1..7]);
     out.extend_from_slice(&fraction);
 }
 
