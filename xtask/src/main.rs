@@ -12,6 +12,7 @@
 
 mod bench;
 mod e2e;
+mod ports;
 
 use std::env;
 use std::process::{Command, ExitCode};

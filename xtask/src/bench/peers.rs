@@ -108,8 +108,8 @@ pub(crate) fn start_backends(env: &Env) -> Result<Backends, String> {
     fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
     fs::write(root.join("64k.bin"), vec![b'x'; LARGE_BODY]).map_err(|e| e.to_string())?;
     let http = Ports {
-        http1: procs::free_port()?,
-        h2c: procs::free_port()?,
+        http1: crate::ports::free_port()?,
+        h2c: crate::ports::free_port()?,
     };
     let small = "s".repeat(SMALL_BODY);
     let conf = format!(
@@ -136,7 +136,7 @@ http {{
         root = root.display(),
     );
     let nginx = start_nginx(env, "backend", &conf, LOAD_CORE)?;
-    let ws = procs::free_port()?;
+    let ws = crate::ports::free_port()?;
     let mut echo = procs::pinned(LOAD_CORE, &env.xtask.to_string_lossy());
     echo.args(["bench", "ws-echo", &format!("127.0.0.1:{ws}")]);
     let echo = Proc::spawn("ws-echo", &mut echo, &env.log("ws-echo"), false)?;
@@ -162,7 +162,7 @@ pub(crate) struct Running {
 
 /// Starts `proxy` in front of `backends`, pinned to the proxy core, and waits until it listens.
 pub(crate) fn start(proxy: Proxy, env: &Env, backends: &Backends) -> Result<Running, String> {
-    let http1 = procs::free_port()?;
+    let http1 = crate::ports::free_port()?;
     let (ports, mut proc) = match proxy {
         Proxy::Direct => {
             return Ok(Running {
@@ -185,7 +185,7 @@ pub(crate) fn start(proxy: Proxy, env: &Env, backends: &Backends) -> Result<Runn
         Proxy::Nginx | Proxy::NginxUnbuffered => {
             let ports = Ports {
                 http1,
-                h2c: procs::free_port()?,
+                h2c: crate::ports::free_port()?,
             };
             let buffering = proxy == Proxy::Nginx;
             let conf = nginx_proxy_conf(env, ports, backends, buffering);

@@ -3,7 +3,7 @@
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::thread;
@@ -107,14 +107,6 @@ pub(crate) fn pinned(core: usize, program: &str) -> Command {
     let mut cmd = Command::new("taskset");
     cmd.args(["-c", &core.to_string()]).arg(program);
     cmd
-}
-
-/// A loopback port free right now.
-pub(crate) fn free_port() -> Result<u16, String> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind 127.0.0.1:0: {e}"))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("local_addr: {e}"))
 }
 
 /// Waits until `port` on loopback accepts connections, and `proc` is still running.

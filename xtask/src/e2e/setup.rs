@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::deps::{Paths, Tool, Tools};
 use super::proc::{self, Proc};
 use super::recorder::Recorder;
+use crate::ports::free_port;
 
 /// Size of the upload and download test file.
 pub(crate) const BLOB_SIZE: usize = 64 << 20;
@@ -88,14 +89,6 @@ impl Env {
             .rev()
             .for_each(drop);
     }
-}
-
-/// A free loopback port (bound then released: the gap is harmless on a test machine).
-pub(crate) fn free_port() -> Result<u16, String> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("bind: {e}"))
 }
 
 fn local(port: u16) -> SocketAddr {
