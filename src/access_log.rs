@@ -62,6 +62,8 @@ struct Entry {
     method: Method,
     uri: Uri,
     router: Router,
+    /// The route [`Router::select`] chose for the request, looked up once for both.
+    selected: Option<usize>,
     status: StatusCode,
     lines: Arc<LineBatch>,
 }
@@ -76,17 +78,19 @@ where
     type Future = LogFuture;
 
     fn call(&self, req: Request<B>) -> LogFuture {
+        let selected = self.router.select(req.uri().path());
         let entry = tracing::enabled!(target: TARGET, tracing::Level::INFO).then(|| Entry {
             start: Instant::now(),
             method: req.method().clone(),
             // A `Uri` clone shares its bytes: no copy of the path.
             uri: req.uri().clone(),
             router: self.router.clone(),
+            selected,
             status: StatusCode::OK,
             lines: Arc::clone(&self.lines),
         });
         LogFuture {
-            inner: self.router.call(req),
+            inner: self.router.call_selected(selected, req),
             entry,
         }
     }
@@ -168,7 +172,7 @@ impl<B: Body> Drop for LogBody<B> {
         };
         // hyper may drop a body it knows is empty (HEAD, 204, a 101 upgrade) without polling it.
         let complete = self.complete || self.inner.is_end_stream();
-        let route = e.router.select(e.uri.path());
+        let route = e.router.route(e.selected);
         let line = Line {
             method: &e.method,
             path: e.uri.path(),

@@ -68,9 +68,30 @@ impl Router {
         }
     }
 
-    /// The route serving `path`, if any.
-    pub(crate) fn select(&self, path: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| mounted_at(&r.path, path))
+    /// The route serving `path`, if any, by its place: for [`Router::route`] and
+    /// [`Router::call_selected`], so a caller that needs the route too looks it up once.
+    pub(crate) fn select(&self, path: &str) -> Option<usize> {
+        self.routes.iter().position(|r| mounted_at(&r.path, path))
+    }
+
+    /// The route [`Router::select`] chose.
+    pub(crate) fn route(&self, selected: Option<usize>) -> Option<&Route> {
+        selected.and_then(|i| self.routes.get(i))
+    }
+
+    /// Serves `req` with the route [`Router::select`] chose for its path (a 404 for none).
+    pub(crate) fn call_selected<B>(&self, selected: Option<usize>, req: Request<B>) -> RouterFuture
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        match self.route(selected) {
+            Some(route) => RouterFuture::Proxy(match self.client {
+                Some(client) => route.proxy.call_with_client(req, client),
+                None => tower_service::Service::call(&mut route.proxy.clone(), req),
+            }),
+            None => RouterFuture::NotFound,
+        }
     }
 }
 
@@ -96,13 +117,7 @@ where
     type Future = RouterFuture;
 
     fn call(&self, req: Request<B>) -> RouterFuture {
-        match self.select(req.uri().path()) {
-            Some(route) => RouterFuture::Proxy(match self.client {
-                Some(client) => route.proxy.call_with_client(req, client),
-                None => tower_service::Service::call(&mut route.proxy.clone(), req),
-            }),
-            None => RouterFuture::NotFound,
-        }
+        self.call_selected(self.select(req.uri().path()), req)
     }
 }
 

@@ -445,7 +445,7 @@ backend = "http://{b}"
 "#
         ),
     );
-    let proxy = Proxy::start(&[
+    let mut proxy = Proxy::start(&[
         "--config",
         file.to_str().unwrap(),
         "--listen",
@@ -471,6 +471,21 @@ backend = "http://{b}"
         assert!(ct.starts_with("text/plain"), "{path}: {ct}");
         assert!(!body.is_empty());
     }
+    // The access log names the route that served each request and its backend, `-` for none.
+    let line = proxy.stderr_line("path=/api/v2/users ").await;
+    assert!(
+        line.contains(&format!(
+            " route=/api/v2 backend=http://{b}/two status=200 "
+        )),
+        "{line}"
+    );
+    let line = proxy.stderr_line("path=/api/v22 ").await;
+    assert!(
+        line.contains(&format!(" route=/api backend=http://{a} status=200 ")),
+        "{line}"
+    );
+    let line = proxy.stderr_line("path=/apiary ").await;
+    assert!(line.contains(" route=- backend=- status=404 "), "{line}");
 }
 
 #[tokio::test]
