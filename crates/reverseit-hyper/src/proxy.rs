@@ -233,10 +233,10 @@ impl Route {
         let deadline = tokio::time::Instant::now() + self.config.response_header_timeout();
         let response = match body {
             Prepared::Buffered(buffered) => {
-                if declared.is_none() && (had_body || !buffered.data.is_empty()) {
+                if declared.is_none() && (had_body || buffered.len() > 0) {
                     // A chunked (or HTTP/2, length-less) body read whole goes out with its length
                     // (`LIM-4`).
-                    headers.insert(CONTENT_LENGTH, HeaderValue::from(buffered.data.len()));
+                    headers.insert(CONTENT_LENGTH, HeaderValue::from(buffered.len()));
                 }
                 self.send_buffered(method, path, headers, buffered, deadline)
                     .await

@@ -10,19 +10,22 @@
 //! one, up to the buffer size, except for a streaming RPC call (gRPC, Connect): its client may wait
 //! for replies before sending the rest, so buffering until the end would stall the call.
 
+mod buffered;
+
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use http::HeaderMap;
+use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use reverseit_core::{BoxError, Error, ErrorKind, RouteConfig, SizeLimit};
 use tokio::time::{Instant, Sleep, sleep_until};
+
+pub(crate) use buffered::Buffered;
+use buffered::Gather;
 
 /// Body settings taken from the route once.
 #[derive(Debug, Clone, Copy)]
@@ -41,36 +44,6 @@ impl BodySettings {
             max_size: route.max_request_body_size(),
             read_timeout: route.request_body_read_timeout(),
         }
-    }
-}
-
-/// A body read whole: cheap to clone, so the request can be sent again.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Buffered {
-    pub(crate) data: Bytes,
-    pub(crate) trailers: Option<HeaderMap>,
-}
-
-impl Body for Buffered {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if !self.data.is_empty() {
-            return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut self.data)))));
-        }
-        Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.data.is_empty() && self.trailers.is_none()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.data.len() as u64)
     }
 }
 
@@ -112,8 +85,7 @@ where
         Some(n) => n <= settings.buffer_size as u64,
         None => !interactive,
     };
-    let mut received: u64 = 0;
-    let mut parts: VecDeque<Bytes> = VecDeque::new();
+    let mut gathered = Gather::default();
     let mut trailers = None;
     if buffer_first {
         loop {
@@ -123,23 +95,15 @@ where
                     .await
                     .map_err(|_| Error::new(ErrorKind::ClientBodyTimeout))?;
             match next {
-                None => {
-                    return Ok(Prepared::Buffered(Buffered {
-                        data: concat(parts),
-                        trailers,
-                    }));
-                }
+                None => return Ok(Prepared::Buffered(gathered.finish(trailers))),
                 Some(Err(e)) => return Err(client_body_error(e)),
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
-                        received += data.len() as u64;
-                        if settings.max_size.exceeded_by(received) {
+                        gathered.push(data);
+                        if settings.max_size.exceeded_by(gathered.len()) {
                             return Err(Error::new(ErrorKind::BodyTooLarge));
                         }
-                        if !data.is_empty() {
-                            parts.push_back(data);
-                        }
-                        if received > settings.buffer_size as u64 {
+                        if gathered.len() > settings.buffer_size as u64 {
                             break;
                         }
                     }
@@ -151,18 +115,15 @@ where
                 },
             }
             if body.is_end_stream() {
-                return Ok(Prepared::Buffered(Buffered {
-                    data: concat(parts),
-                    trailers,
-                }));
+                return Ok(Prepared::Buffered(gathered.finish(trailers)));
             }
         }
     }
     Ok(Prepared::Streaming(Streaming {
         inner: body,
-        prefix: parts,
+        received: gathered.len(),
+        prefix: gathered.into_parts(),
         pending: Bytes::new(),
-        received,
         settings,
         timer: None,
         waiting: false,
@@ -178,21 +139,6 @@ pub(crate) fn is_interactive(headers: &http::HeaderMap) -> bool {
         let ct = ct.as_bytes();
         ct.starts_with(b"application/grpc") || ct.starts_with(b"application/connect+")
     })
-}
-
-fn concat(mut parts: VecDeque<Bytes>) -> Bytes {
-    match parts.len() {
-        0 => Bytes::new(),
-        1 => parts.pop_front().expect("one part, checked above"),
-        _ => {
-            let len = parts.iter().map(Bytes::len).sum();
-            let mut out = BytesMut::with_capacity(len);
-            for p in parts {
-                out.extend_from_slice(&p);
-            }
-            out.freeze()
-        }
-    }
 }
 
 /// A client body error: hyper reports the client's broken or malformed body (ERR-6 chunk errors,

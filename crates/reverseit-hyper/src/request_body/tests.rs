@@ -54,7 +54,7 @@ async fn lim_4_small_declared_body_is_buffered() {
         .await
         .unwrap()
     {
-        Prepared::Buffered(b) => assert_eq!(b.data, "hello world"),
+        Prepared::Buffered(b) => assert_eq!(b.to_bytes(), "hello world"),
         Prepared::Streaming(_) => panic!("expected a buffered body"),
     }
 }
@@ -73,8 +73,8 @@ async fn lim_4_small_chunked_body_with_trailers_is_buffered() {
         .unwrap()
     {
         Prepared::Buffered(b) => {
-            assert_eq!(b.data, "abc");
-            assert_eq!(b.trailers.unwrap()["x-sum"], "6");
+            assert_eq!(b.to_bytes(), "abc");
+            assert_eq!(b.trailers().unwrap()["x-sum"], "6");
         }
         Prepared::Streaming(_) => panic!("expected a buffered body"),
     }
@@ -225,7 +225,7 @@ async fn empty_body_is_buffered_empty() {
         .await
         .unwrap()
     {
-        Prepared::Buffered(b) => assert!(b.data.is_empty() && b.trailers.is_none()),
+        Prepared::Buffered(b) => assert!(b.len() == 0 && b.trailers().is_none()),
         Prepared::Streaming(_) => panic!("expected a buffered body"),
     }
 }
@@ -243,7 +243,7 @@ async fn lim_4_unknown_length_waits_for_a_small_body() {
         .await
         .unwrap()
     {
-        Prepared::Buffered(b) => assert_eq!(b.data, "first second"),
+        Prepared::Buffered(b) => assert_eq!(b.to_bytes(), "first second"),
         Prepared::Streaming(_) => panic!("expected a buffered body"),
     }
     feeder.await.unwrap();
