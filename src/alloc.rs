@@ -3,9 +3,8 @@
 //! mimalloc rather than glibc's allocator: a proxied request makes about seventeen allocations
 //! (hyper's buffers and header maps, the request's future), and glibc's slow path for blocks over
 //! 1 KiB dominates them. callgrind, user-space instructions per request: keep-alive GET −6.5 %, a
-//! new connection per request −17 %. The price is resident memory: freed pages are kept for reuse,
-//! so peak RSS under load is about 8 to 16 MiB higher (`docs/benchmarks.md`); idle WebSocket
-//! connections cost the same.
+//! new connection per request −17 %. The price is some resident memory: freed pages are kept for
+//! reuse a while (`docs/benchmarks.md`); idle WebSocket connections cost the same.
 //!
 //! The `mimalloc` crate's allocator passes every request to `mi_malloc_aligned`, whose fast path
 //! covers only blocks of at most 1 KiB; larger ones (hyper's 8 KiB read buffers, the request's
@@ -14,6 +13,11 @@
 //! (its smallest block is one word, and blocks of a page are laid out from a word-aligned start in
 //! steps of whole words), so requests that need no more go there directly, and only the rare larger
 //! alignments take the aligned entry points (callgrind, keep-alive GET: see `docs/benchmarks.md`).
+//!
+//! mimalloc is built without transparent huge pages (`libmimalloc-sys`'s `no_thp`). With them it
+//! asks the kernel for huge pages on its arenas (`MADV_HUGEPAGE`), so every 2 MiB region it touches
+//! becomes resident whole: half of the proxy's memory at start-up (6 of 12 MiB) and a third of its
+//! peak under small-request load (16 against 11 MiB), for no measurable gain in CPU time.
 
 // The one module that needs `unsafe`: a global allocator is an `unsafe` trait whose methods
 // receive raw pointers.
