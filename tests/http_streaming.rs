@@ -413,3 +413,45 @@ async fn str_7_early_backend_answer_relayed() {
     feeder.abort();
     server.abort();
 }
+
+/// Answers with the request's body, and its `Content-Length` line in `x-got-length`.
+async fn mirror_body(req: Request<hyper::body::Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let length = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_else(|| "none".to_owned());
+    let bytes = body.collect().await.expect("body").to_bytes();
+    Response::builder()
+        .header("x-got-length", length)
+        .body(full(bytes))
+        .unwrap()
+}
+
+// LIM-4: a chunked upload of one-byte chunks, within the buffer size, is buffered and reaches the
+// backend whole, in order, with its Content-Length (the proxy joins small pieces as it buffers).
+#[tokio::test]
+async fn lim_4_upload_of_one_byte_chunks_arrives_whole() {
+    let backend = Backend::start(Speaks::Http1, mirror_body).await;
+    let proxy = Proxy::start(route(&backend).build().unwrap()).await;
+    let body: Vec<u8> = (0..20_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut request =
+        b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for byte in &body {
+        request.extend_from_slice(b"1\r\n");
+        request.push(*byte);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    stream.write_all(&request).await.unwrap();
+    let answer = read_response(&mut stream).await;
+    let (head, echoed_body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("x-got-length: 20000"),
+        "{head}"
+    );
+    assert_eq!(echoed_body.as_bytes(), body.as_slice());
+}
