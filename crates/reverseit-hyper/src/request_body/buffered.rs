@@ -52,8 +52,8 @@ impl Gather {
             match self.parts.back() {
                 Some(last) if last.len() < SMALL_PIECE => {
                     let last = self.parts.pop_back().expect("a last piece, matched above");
-                    self.joining
-                        .reserve(JOIN_BUFFER.max(last.len() + piece.len()));
+                    // Two small pieces always fit in one join buffer.
+                    self.joining.reserve(JOIN_BUFFER);
                     self.joining.extend_from_slice(&last);
                 }
                 _ => {
