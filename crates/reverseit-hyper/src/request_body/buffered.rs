@@ -81,12 +81,8 @@ impl Gather {
 
     /// The whole body, with its trailers if it had any.
     pub(crate) fn finish(self, trailers: Option<HeaderMap>) -> Buffered {
-        let remaining = self.len;
-        Buffered {
-            parts: self.into_parts(),
-            remaining,
-            trailers,
-        }
+        let len = self.len;
+        Buffered::new(self.into_parts(), len, trailers)
     }
 
     fn end_join(&mut self) {
@@ -98,18 +94,44 @@ impl Gather {
 }
 
 /// A body read whole: cheap to clone (the pieces are shared), so the request can be sent again.
+///
+/// Most bodies are empty or come in one piece, and every request carries a `Buffered` (a copy too,
+/// for a resend): the pieces after the first are boxed apart, so those cost what one `Bytes` does.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Buffered {
-    parts: VecDeque<Bytes>,
-    /// Bytes in `parts`.
-    remaining: u64,
+    /// The next piece; empty once none is left.
+    first: Bytes,
+    /// The pieces after `first`, for a body that came in several.
+    rest: Option<Box<Rest>>,
     trailers: Option<HeaderMap>,
 }
 
+#[derive(Debug, Clone)]
+struct Rest {
+    parts: VecDeque<Bytes>,
+    /// Bytes in `parts`.
+    len: u64,
+}
+
 impl Buffered {
+    fn new(mut parts: VecDeque<Bytes>, len: u64, trailers: Option<HeaderMap>) -> Self {
+        let first = parts.pop_front().unwrap_or_default();
+        let rest = (!parts.is_empty()).then(|| {
+            Box::new(Rest {
+                parts,
+                len: len - first.len() as u64,
+            })
+        });
+        Self {
+            first,
+            rest,
+            trailers,
+        }
+    }
+
     /// The body's length in bytes (what is left of it, once polling began).
     pub(crate) fn len(&self) -> u64 {
-        self.remaining
+        self.first.len() as u64 + self.rest.as_ref().map_or(0, |r| r.len)
     }
 
     /// The body's trailers, if it had any.
@@ -118,16 +140,24 @@ impl Buffered {
         self.trailers.as_ref()
     }
 
-    /// The pieces the body is held in.
+    /// The pieces the body is held in (sharing their memory).
     #[cfg(test)]
-    pub(crate) fn parts(&self) -> &VecDeque<Bytes> {
-        &self.parts
+    pub(crate) fn parts(&self) -> Vec<Bytes> {
+        let rest = self.rest.iter().flat_map(|r| r.parts.iter().cloned());
+        (!self.first.is_empty())
+            .then(|| self.first.clone())
+            .into_iter()
+            .chain(rest)
+            .collect()
     }
 
     /// The body's bytes in one buffer.
     #[cfg(test)]
     pub(crate) fn to_bytes(&self) -> Bytes {
-        self.parts.iter().flat_map(|p| p.iter().copied()).collect()
+        self.parts()
+            .iter()
+            .flat_map(|p| p.iter().copied())
+            .collect()
     }
 }
 
@@ -139,19 +169,26 @@ impl Body for Buffered {
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if let Some(piece) = self.parts.pop_front() {
-            self.remaining -= piece.len() as u64;
+        if !self.first.is_empty() {
+            return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut self.first)))));
+        }
+        if let Some(rest) = self.rest.as_mut()
+            && let Some(piece) = rest.parts.pop_front()
+        {
+            rest.len -= piece.len() as u64;
             return Poll::Ready(Some(Ok(Frame::data(piece))));
         }
         Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.parts.is_empty() && self.trailers.is_none()
+        self.first.is_empty()
+            && self.rest.as_ref().is_none_or(|r| r.parts.is_empty())
+            && self.trailers.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining)
+        SizeHint::with_exact(self.len())
     }
 }
 
