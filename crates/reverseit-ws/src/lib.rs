@@ -53,8 +53,8 @@
 //! An idle bridged connection costs one task: two [`READ_BUFFER_SIZE`] read buffers (4 KiB), the
 //! bridge's future (about 2.4 KiB, checked by a test) and the write buffers' capacity (the largest
 //! frame written so far, or [`WRITE_BUFFER_SIZE`] after a burst): about 7 KiB after small messages,
-//! besides the sockets (8.2 to 9.2 KiB of resident memory per connection through the `reverseit` binary,
-//! `docs/benchmarks.md`). [`BridgeConfig::with_read_buffer_size`] trades memory against CPU for large
+//! besides the sockets (8.2 to 9.2 KiB of resident memory per connection through the `reverseit`
+//! binary, `docs/benchmarks.md`). [`BridgeConfig::with_read_buffer_size`] trades memory against CPU for large
 //! messages (tungstenite reads at most one buffer per `read` call). tungstenite keeps the capacity
 //! its buffers grew to, so a connection that once carried a large message keeps up to that message's
 //! size per side until it closes.
