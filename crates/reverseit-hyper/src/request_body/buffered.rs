@@ -81,8 +81,7 @@ impl Gather {
 
     /// The whole body, with its trailers if it had any.
     pub(crate) fn finish(self, trailers: Option<HeaderMap>) -> Buffered {
-        let len = self.len;
-        Buffered::new(self.into_parts(), len, trailers)
+        Buffered::new(self.into_parts(), trailers)
     }
 
     fn end_join(&mut self) {
@@ -101,27 +100,17 @@ impl Gather {
 pub(crate) struct Buffered {
     /// The next piece; empty once none is left.
     first: Bytes,
-    /// The pieces after `first`, for a body that came in several.
-    rest: Option<Box<Rest>>,
+    /// The pieces after `first`, for a body that came in several. Boxed for the size of `Buffered`
+    /// (8 bytes, not 32), which every request's future carries and moves.
+    #[allow(clippy::box_collection)]
+    rest: Option<Box<VecDeque<Bytes>>>,
     trailers: Option<HeaderMap>,
 }
 
-#[derive(Debug, Clone)]
-struct Rest {
-    parts: VecDeque<Bytes>,
-    /// Bytes in `parts`.
-    len: u64,
-}
-
 impl Buffered {
-    fn new(mut parts: VecDeque<Bytes>, len: u64, trailers: Option<HeaderMap>) -> Self {
+    fn new(mut parts: VecDeque<Bytes>, trailers: Option<HeaderMap>) -> Self {
         let first = parts.pop_front().unwrap_or_default();
-        let rest = (!parts.is_empty()).then(|| {
-            Box::new(Rest {
-                parts,
-                len: len - first.len() as u64,
-            })
-        });
+        let rest = (!parts.is_empty()).then(|| Box::new(parts));
         Self {
             first,
             rest,
@@ -129,9 +118,11 @@ impl Buffered {
         }
     }
 
-    /// The body's length in bytes (what is left of it, once polling began).
+    /// The body's length in bytes (what is left of it, once polling began). Asked once or twice
+    /// per request (its `Content-Length`), so it is counted rather than kept.
     pub(crate) fn len(&self) -> u64 {
-        self.first.len() as u64 + self.rest.as_ref().map_or(0, |r| r.len)
+        let rest = self.rest.iter().flat_map(|r| r.iter());
+        rest.map(|p| p.len() as u64).sum::<u64>() + self.first.len() as u64
     }
 
     /// The body's trailers, if it had any.
@@ -143,7 +134,7 @@ impl Buffered {
     /// The pieces the body is held in (sharing their memory).
     #[cfg(test)]
     pub(crate) fn parts(&self) -> Vec<Bytes> {
-        let rest = self.rest.iter().flat_map(|r| r.parts.iter().cloned());
+        let rest = self.rest.iter().flat_map(|r| r.iter().cloned());
         (!self.first.is_empty())
             .then(|| self.first.clone())
             .into_iter()
@@ -172,10 +163,7 @@ impl Body for Buffered {
         if !self.first.is_empty() {
             return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut self.first)))));
         }
-        if let Some(rest) = self.rest.as_mut()
-            && let Some(piece) = rest.parts.pop_front()
-        {
-            rest.len -= piece.len() as u64;
+        if let Some(piece) = self.rest.as_mut().and_then(|r| r.pop_front()) {
             return Poll::Ready(Some(Ok(Frame::data(piece))));
         }
         Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
@@ -183,7 +171,7 @@ impl Body for Buffered {
 
     fn is_end_stream(&self) -> bool {
         self.first.is_empty()
-            && self.rest.as_ref().is_none_or(|r| r.parts.is_empty())
+            && self.rest.as_ref().is_none_or(|r| r.is_empty())
             && self.trailers.is_none()
     }
 
