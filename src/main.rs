@@ -10,6 +10,7 @@ mod cli;
 mod demo;
 mod file;
 mod idle;
+mod listener;
 mod logs;
 mod router;
 mod server;

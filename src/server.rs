@@ -15,12 +15,13 @@ use reverseit_hyper::{ConnectionBuilder, ReverseProxy, client_info};
 use reverseit_pool::Pool;
 use reverseit_ws::Shutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::access_log::{self, AccessLog, LineBatch};
 use crate::idle::{self, Activity, Ticks, Tracked};
+use crate::listener;
 use crate::router::Router;
 use crate::settings::{BadConfig, Mount, ServerLimits, Settings};
 use crate::signal::Signals;
@@ -68,8 +69,7 @@ pub(crate) async fn run(
     let websockets = Shutdown::new();
     let router = routes(mounts, Pool::new(settings.pool), &websockets)?;
 
-    let listener = TcpListener::bind(settings.listen)
-        .await
+    let listener = listener::bind(settings.listen)
         .map_err(|e| RunError::Io(format!("cannot listen on {}: {e}", settings.listen)))?;
     let local = listener
         .local_addr()
@@ -235,7 +235,7 @@ impl Server {
         peer: SocketAddr,
         stopped: watch::Receiver<bool>,
     ) {
-        let _ = stream.set_nodelay(true);
+        listener::prepare(&stream);
         let activity = Arc::new(Activity::default());
         // The permit goes with the socket, so an upgraded connection (a WebSocket, which outlives
         // this task) still counts against `max_connections` until it closes.
