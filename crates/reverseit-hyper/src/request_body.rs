@@ -141,10 +141,34 @@ pub(crate) fn is_interactive(headers: &http::HeaderMap) -> bool {
     })
 }
 
-/// A client body error: hyper reports the client's broken or malformed body (ERR-6 chunk errors,
-/// resets). Either way the client's connection is unusable, so nobody waits for an answer.
+/// A client body error, as hyper reports it: a malformed body (an invalid chunk size or chunk
+/// line, `ERR-6`) is answered 400 while the response has not started; a broken connection (a
+/// reset, an end of stream mid-body) leaves nobody to answer.
 fn client_body_error(e: impl Into<BoxError>) -> Error {
-    Error::new(ErrorKind::ClientGone).with_source(e)
+    let e = e.into();
+    let kind = if is_malformed(&*e) {
+        ErrorKind::BadRequest
+    } else {
+        ErrorKind::ClientGone
+    };
+    Error::new(kind).with_source(e)
+}
+
+/// Whether a body error is hyper's decoder refusing what the client sent: hyper reports those as
+/// I/O errors of kind `InvalidInput` or `InvalidData` (an end of stream is `UnexpectedEof`, a
+/// reset `ConnectionReset`), somewhere in the error's chain.
+fn is_malformed(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+            );
+        }
+        cause = e.source();
+    }
+    false
 }
 
 pin_project! {

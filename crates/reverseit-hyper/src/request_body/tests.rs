@@ -206,15 +206,51 @@ async fn tmo_4_streaming_read_timeout_is_rolling() {
     assert_eq!(started.elapsed(), Duration::from_millis(1_000));
 }
 
-// A client whose body breaks (reset, malformed chunk) is reported as gone.
+// A client whose body breaks (reset, end of stream mid-body) is reported as gone.
 #[tokio::test]
 async fn broken_client_body_is_client_gone() {
+    for kind in [io::ErrorKind::ConnectionReset, io::ErrorKind::UnexpectedEof] {
+        let (tx, body) = chan();
+        tx.send(Err(io::Error::new(kind, "broken"))).await.unwrap();
+        let err = prepare(body, Some(10), false, settings(64, 64, 100))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ClientGone, "{kind:?}");
+    }
+}
+
+// ERR-6: a body hyper's decoder refused (an invalid chunk size) is the client's bad request.
+#[tokio::test]
+async fn malformed_client_body_is_bad_request() {
     let (tx, body) = chan();
-    tx.send(Err(io::Error::other("reset"))).await.unwrap();
+    let refused = io::Error::new(io::ErrorKind::InvalidInput, "Invalid chunk size line");
+    tx.send(Err(refused)).await.unwrap();
     let err = prepare(body, Some(10), false, settings(64, 64, 100))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ClientGone);
+    assert_eq!(err.kind(), ErrorKind::BadRequest);
+}
+
+// hyper wraps its decoder's I/O error in its own: the kind is found down the chain.
+#[test]
+fn malformed_is_found_in_the_error_chain() {
+    #[derive(Debug)]
+    struct Wrapper(io::Error);
+    impl std::fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("body error")
+        }
+    }
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    let refused = Wrapper(io::Error::new(io::ErrorKind::InvalidData, "bad chunk"));
+    assert!(is_malformed(&refused));
+    let reset = Wrapper(io::Error::new(io::ErrorKind::ConnectionReset, "reset"));
+    assert!(!is_malformed(&reset));
+    assert!(!is_malformed(&io::Error::other("other")));
 }
 
 // No body at all: nothing is read.
