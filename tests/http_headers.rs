@@ -317,3 +317,36 @@ async fn path_4_dot_segments_refused() {
     }
     assert_eq!(backend.connections(), 0, "nothing reached the backend");
 }
+
+// HDR-6 (RFC 9112 §6.3): a backend response with both `Content-Length` and chunked
+// `Transfer-Encoding` is read by the coding, and reaches the client without the length: whole,
+// and the connection stays usable for the next response.
+#[tokio::test]
+async fn hdr_6_chunked_response_with_content_length_loses_the_length() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        while s.read(&mut buf).await.unwrap_or(0) > 0 {
+            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+            if s.write_all(answer).await.is_err() {
+                break;
+            }
+        }
+    });
+    let proxy = Proxy::start(RouteConfig::builder(url).build().unwrap()).await;
+    let client = client();
+    for _ in 0..2 {
+        let resp = client
+            .request(Request::get(proxy.url("/")).body(empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(resp.headers().get("content-length").is_none());
+        let body = http_body_util::BodyExt::collect(resp.into_body()).await;
+        assert_eq!(body.unwrap().to_bytes(), "ok");
+    }
+    server.abort();
+}

@@ -50,13 +50,14 @@ fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
         "proxy-connection" => 4,
         "te" => TE_INDEX,
         "trailer" => 6,
-        "transfer-encoding" => 7,
+        "transfer-encoding" => TRANSFER_ENCODING_INDEX,
         "upgrade" => 8,
         _ => return None,
     })
 }
 
 const TE_INDEX: usize = 5;
+const TRANSFER_ENCODING_INDEX: usize = 7;
 
 /// Removes every hop-by-hop field from `headers` (`HDR-1`, RFC 9110 §7.6.1): the fixed list of
 /// [`is_hop_by_hop`] and every field named in any `Connection` line (comma-separated,
@@ -81,6 +82,17 @@ const TE_INDEX: usize = 5;
 /// assert_eq!(h["accept"], "*/*");
 /// ```
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
+    strip(headers, keep_te_trailers);
+}
+
+/// What [`strip`] found.
+pub(crate) struct Stripped {
+    /// The message was framed by `Transfer-Encoding`.
+    pub(crate) transfer_encoding: bool,
+}
+
+/// [`remove_hop_by_hop`], saying what it removed.
+pub(crate) fn strip(headers: &mut HeaderMap, keep_te_trailers: bool) -> Stripped {
     // One scan over the distinct names rather than nine lookups: a message carries one or two of
     // these fields, or none (HTTP/2).
     let mut present = 0u16;
@@ -89,8 +101,11 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
             present |= 1 << i;
         }
     }
+    let stripped = Stripped {
+        transfer_encoding: present & (1 << TRANSFER_ENCODING_INDEX) != 0,
+    };
     if present == 0 {
-        return;
+        return stripped;
     }
     let keep_te = keep_te_trailers && present & (1 << TE_INDEX) != 0 && accepts_trailers(headers);
     if present & 1 != 0 {
@@ -104,6 +119,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
     if keep_te {
         headers.insert(TE, HeaderValue::from_static("trailers"));
     }
+    stripped
 }
 
 /// Whether the client offers to accept trailers (`TE: trailers`, RFC 9110 §10.1.4), read before

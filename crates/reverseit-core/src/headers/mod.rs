@@ -17,8 +17,8 @@
 use std::net::IpAddr;
 
 use http::header::{
-    EXPECT, HOST, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY,
-    SEC_WEBSOCKET_VERSION,
+    CONTENT_LENGTH, EXPECT, HOST, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS,
+    SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -167,8 +167,15 @@ impl HeaderPolicy {
 
     /// Rewrites a backend response's headers for the client (`HDR-6`): hop-by-hop fields removed,
     /// every other line kept, duplicates such as `Set-Cookie` included, in order.
+    ///
+    /// A response framed by `Transfer-Encoding` also loses its `Content-Length`: the body was read
+    /// by the transfer coding, so the length, if the backend sent one as well, is not the body's
+    /// (RFC 9112 §6.3: a proxy forwarding such a message must remove it). Kept, it would make the
+    /// client wait for bytes that never come, or read the next response as this one's body.
     pub fn apply_response(&self, headers: &mut HeaderMap) {
-        remove_hop_by_hop(headers, false);
+        if hop_by_hop::strip(headers, false).transfer_encoding {
+            headers.remove(CONTENT_LENGTH);
+        }
     }
 
     /// Rewrites a WebSocket handshake's headers for the backend (`WS-3`): [`Self::apply_request`]

@@ -511,7 +511,6 @@ fn hdr_6_response_keeps_everything_but_hop_by_hop() {
         ("set-cookie", "b=2"),
         ("content-length", "42"),
         ("keep-alive", "timeout=5"),
-        ("transfer-encoding", "chunked"),
         ("te", "trailers"),
         ("trailer", "x-checksum"),
         ("upgrade", "h2c"),
@@ -529,6 +528,22 @@ fn hdr_6_response_keeps_everything_but_hop_by_hop() {
     assert_eq!(values(&h, "content-type"), ["text/html"]);
     assert_eq!(values(&h, "vary"), ["accept"]);
     assert_eq!(h.len(), 6);
+}
+
+// HDR-6: a response framed by Transfer-Encoding that also carries a Content-Length loses both
+// (RFC 9112 §6.3); the body the client gets is the one the coding delimited.
+#[test]
+fn hdr_6_transfer_encoding_overrides_content_length() {
+    let mut h = map(&[
+        ("content-length", "100"),
+        ("Transfer-Encoding", "chunked"),
+        ("content-type", "text/plain"),
+    ]);
+    policy(|b| b).apply_response(&mut h);
+    assert!(h.get("content-length").is_none());
+    assert!(h.get("transfer-encoding").is_none());
+    assert_eq!(values(&h, "content-type"), ["text/plain"]);
+    assert_eq!(h.len(), 1);
 }
 
 // ---- WS-1 ----
