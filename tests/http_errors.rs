@@ -76,6 +76,78 @@ async fn tmo_2_response_header_timeout_504() {
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
 }
 
+/// A request body of `pieces` 100-byte pieces, one every `every` (on the test's clock).
+fn slow_upload(pieces: usize, every: Duration) -> Body {
+    let (tx, mut rx) = mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
+    tokio::spawn(async move {
+        for _ in 0..pieces {
+            tokio::time::sleep(every).await;
+            let piece = Frame::data(Bytes::from(vec![b'u'; 100]));
+            if tx.send(Ok(piece)).await.is_err() {
+                return;
+            }
+        }
+    });
+    StreamBody::new(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))).boxed()
+}
+
+// TMO-2, STR-2: a streamed upload that lasts longer than response_header_timeout, its pieces
+// reaching the backend steadily, is not cut off: the head's clock runs while the backend holds the
+// exchange up, not while the client is still sending.
+#[tokio::test(start_paused = true)]
+async fn tmo_2_long_streamed_upload_is_not_cut_off() {
+    let backend = Backend::start(Speaks::Http1, echo).await;
+    let proxy = Proxy::start(
+        route(&backend.url())
+            .response_header_timeout(Duration::from_millis(500))
+            .request_body_buffer_size(16)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let started = tokio::time::Instant::now();
+    let req = Request::post(proxy.url("/"))
+        .body(slow_upload(8, Duration::from_millis(300)))
+        .unwrap();
+    let resp = client().request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(started.elapsed() >= Duration::from_millis(2400));
+    let dump = resp.into_body().collect().await.unwrap().to_bytes();
+    let dump = String::from_utf8_lossy(&dump);
+    assert!(dump.ends_with("body-length: 800\n"), "{dump}");
+}
+
+// TMO-2: a backend that read the whole streamed body and never answers gets its
+// response_header_timeout from the body's last piece → 504.
+#[tokio::test(start_paused = true)]
+async fn tmo_2_streamed_upload_then_silence_504() {
+    let backend = Backend::start(Speaks::Http1, |req: Request<hyper::body::Incoming>| async {
+        let _ = req.into_body().collect().await;
+        std::future::pending::<()>().await;
+        unreachable!()
+    })
+    .await;
+    let proxy = Proxy::start(
+        route(&backend.url())
+            .response_header_timeout(Duration::from_millis(500))
+            .request_body_buffer_size(16)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let started = tokio::time::Instant::now();
+    let req = Request::post(proxy.url("/"))
+        .body(slow_upload(4, Duration::from_millis(300)))
+        .unwrap();
+    let resp = client().request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1700) && elapsed < Duration::from_millis(1800),
+        "{elapsed:?}"
+    );
+}
+
 // TMO-3: no backend body data for upstream_idle_timeout mid-response → the client connection is
 // aborted, never ended cleanly.
 #[tokio::test(start_paused = true)]

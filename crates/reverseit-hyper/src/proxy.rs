@@ -230,9 +230,9 @@ impl Route {
                 Err(e) => return Ok(self.error_response(e)),
             }
         };
-        let deadline = tokio::time::Instant::now() + self.config.response_header_timeout();
         let response = match body {
             Prepared::Buffered(buffered) => {
+                let deadline = tokio::time::Instant::now() + self.config.response_header_timeout();
                 if declared.is_none() && (had_body || buffered.len() > 0) {
                     // A chunked (or HTTP/2, length-less) body read whole goes out with its length
                     // (`LIM-4`).
@@ -242,10 +242,17 @@ impl Route {
                     .await
             }
             Prepared::Streaming(stream) => {
+                // The head's clock runs only while the backend holds the exchange up (TMO-2,
+                // STR-2): an upload may take longer than `response_header_timeout`.
+                let progress = stream.progress();
                 let req = outgoing_request(method, path, headers, stream);
-                self.pool
-                    .send_with_deadline(&self.target, req, deadline)
-                    .await
+                let exchange = self.pool.send(&self.target, req);
+                request_body::head_within(
+                    exchange,
+                    &progress,
+                    self.config.response_header_timeout(),
+                )
+                .await
             }
         };
         let relayed = response.and_then(|r| self.relay(r, head_request, client_takes_trailers));

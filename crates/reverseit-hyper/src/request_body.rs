@@ -11,10 +11,12 @@
 //! for replies before sending the rest, so buffering until the end would stall the call.
 
 mod buffered;
+mod progress;
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -26,6 +28,7 @@ use tokio::time::{Instant, Sleep, sleep_until};
 
 pub(crate) use buffered::Buffered;
 use buffered::Gather;
+pub(crate) use progress::{Progress, head_within};
 
 /// Body settings taken from the route once.
 #[derive(Debug, Clone, Copy)]
@@ -128,6 +131,7 @@ where
         timer: None,
         waiting: false,
         done: false,
+        progress: Arc::new(Progress::new()),
     }))
 }
 
@@ -187,6 +191,8 @@ pin_project! {
         timer: Option<Pin<Box<Sleep>>>,
         waiting: bool,
         done: bool,
+        // The response-head clock's view of this body (`TMO-2`).
+        progress: Arc<Progress>,
     }
 }
 
@@ -195,6 +201,11 @@ where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
+    /// What the response-head clock of this body's exchange runs by (see [`head_within`]).
+    pub(crate) fn progress(&self) -> Arc<Progress> {
+        Arc::clone(&self.progress)
+    }
+
     fn next_piece(pending: &mut Bytes, chunk: usize) -> Bytes {
         if pending.len() > chunk {
             pending.split_to(chunk)
@@ -202,17 +213,9 @@ where
             std::mem::take(pending)
         }
     }
-}
 
-impl<B> Body for Streaming<B>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = Error;
-
-    fn poll_frame(
+    /// The next piece of the body: the prefix read while deciding, then the client's frames.
+    fn poll_piece(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
@@ -276,6 +279,28 @@ where
                 Poll::Ready(Some(Err(Error::new(ErrorKind::ClientBodyTimeout))))
             }
         }
+    }
+}
+
+impl<B> Body for Streaming<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let polled = self.as_mut().poll_piece(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(_)) | None) => self.progress.moved(),
+            Poll::Pending => self.progress.waiting_on_client(),
+            Poll::Ready(Some(Err(_))) => {}
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
