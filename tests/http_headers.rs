@@ -27,7 +27,7 @@ async fn hdr_1_connection_nominated_and_hop_by_hop_stripped() {
         .header("x-secret", "do not pass")
         .header("keep-alive", "timeout=5")
         .header("proxy-authorization", "Basic Zm9vOmJhcg==")
-        .header("te", "gzip")
+        .header("te", "trailers, gzip")
         .header("x-kept", "yes")
         .body(empty())
         .unwrap();

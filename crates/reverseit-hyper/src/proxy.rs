@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{
-    CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TE, TRAILER, TRANSFER_ENCODING,
-};
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRAILER, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use reverseit_core::headers::{self, ClientInfo, HeaderPolicy, Upstream};
@@ -285,16 +283,9 @@ impl Route {
             client_host.as_ref(),
             self.upstream,
         );
-        if client_takes_trailers && self.upstream == Upstream::Http1 {
-            // An HTTP/1.1 backend sends trailers only to a request that accepts them, and `TE` is
-            // a hop-by-hop field there, so it is announced in `Connection` (RFC 9110 §10.1.4).
-            parts
-                .headers
-                .insert(TE, HeaderValue::from_static("trailers"));
-            parts
-                .headers
-                .insert(CONNECTION, HeaderValue::from_static("te"));
-        }
+        // `TE` goes no further than this hop toward an HTTP/1.1 backend (`HDR-1`), `trailers`
+        // included: a backend that sends trailers only when asked (hyper's server does so) sends
+        // none through the proxy.
 
         Ok(Outgoing {
             interactive: request_body::is_interactive(&parts.headers),
