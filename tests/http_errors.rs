@@ -413,3 +413,27 @@ async fn err_4_client_disconnect_cancels_backend() {
         .await
         .expect("the backend exchange is cancelled after the client left");
 }
+
+// ERR-1, STR-5: a backend answering a plain request with 101 Switching Protocols (no upgrade was
+// asked for) gets the client `error_response`, not a switch to an unknown protocol.
+#[tokio::test]
+async fn unrequested_101_is_bad_gateway() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n")
+                .await;
+        }
+    });
+    let proxy = Proxy::start(RouteConfig::builder(url).build().unwrap()).await;
+    let (status, headers, body) = get(&proxy.url("/")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(headers.get("upgrade").is_none());
+    assert_eq!(body, "Bad Gateway");
+    server.abort();
+}

@@ -366,6 +366,12 @@ impl Route {
         client_takes_trailers: bool,
     ) -> Result<Response<ProxyBody>, Error> {
         let (mut parts, incoming) = response.into_parts();
+        if parts.status == StatusCode::SWITCHING_PROTOCOLS {
+            // Only an upgrade request may be answered so (WebSocket upgrades take their own
+            // path); relayed, it would leave the client's connection in no known protocol.
+            return Err(Error::new(ErrorKind::InvalidResponse)
+                .with_message("101 Switching Protocols to a request that asked for no upgrade"));
+        }
         limits::check_response_head(
             parts.status,
             &parts.headers,
