@@ -25,6 +25,9 @@ pub enum ErrorKind {
     /// The request breaks HTTP's rules (RFC 9112 §3.2, §6.3): missing or repeated `Host`, an invalid or
     /// conflicting `Content-Length`, a bad `Transfer-Encoding` and the like (`ERR-6`, `LIM-3`).
     BadRequest,
+    /// The request body has a transfer coding other than `chunked` (`gzip, chunked` and the like),
+    /// which the proxy cannot pass on: 501 (RFC 9112 §6.1, `ERR-6`).
+    UnsupportedTransferCoding,
     /// The request path contains a `.` or `..` segment, literally or percent-encoded (`PATH-4`).
     InvalidPath,
     /// The request target is longer than `max_request_target_bytes` (`LIM-1`).
@@ -201,6 +204,7 @@ impl Error {
             BadRequest | InvalidWebSocketHandshake => {
                 respond(StatusCode::BAD_REQUEST, "Bad Request")
             }
+            UnsupportedTransferCoding => respond(StatusCode::NOT_IMPLEMENTED, "Not Implemented"),
             InvalidPath => respond(StatusCode::BAD_REQUEST, "Bad Request: invalid path"),
             UriTooLong => respond(StatusCode::URI_TOO_LONG, "URI Too Long"),
             HeadersTooLarge => respond(
@@ -267,6 +271,7 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             BadRequest
+            | UnsupportedTransferCoding
             | InvalidPath
             | UriTooLong
             | HeadersTooLarge
@@ -299,6 +304,7 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             BadRequest => "malformed request",
+            UnsupportedTransferCoding => "unsupported transfer coding",
             InvalidPath => "request path has a dot segment",
             UriTooLong => "request target too long",
             HeadersTooLarge => "request headers too large",

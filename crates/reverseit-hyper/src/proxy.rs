@@ -422,8 +422,9 @@ impl Route {
     }
 }
 
-/// A short `text/plain` answer written by the proxy itself. A 400 closes the connection: after a
-/// malformed request the connection's framing cannot be trusted (`ERR-6`).
+/// A short `text/plain` answer written by the proxy itself. A 400 or 501 closes the connection:
+/// after a malformed request, or a body whose coding the proxy cannot read, the connection's
+/// framing cannot be trusted (`ERR-6`).
 pub(crate) fn plain_response(status: StatusCode, body: String) -> Response<ProxyBody> {
     let len = body.len();
     let mut resp = Response::new(ProxyBody::full(body));
@@ -434,7 +435,7 @@ pub(crate) fn plain_response(status: StatusCode, body: String) -> Response<Proxy
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     h.insert(CONTENT_LENGTH, HeaderValue::from(len));
-    if status == StatusCode::BAD_REQUEST {
+    if status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_IMPLEMENTED {
         h.insert(CONNECTION, HeaderValue::from_static("close"));
     }
     resp

@@ -157,7 +157,11 @@ pub fn request_body_length(headers: &HeaderMap, max_body: SizeLimit) -> Result<O
             return Err(bad("both Content-Length and Transfer-Encoding"));
         }
         return match chunked_is_last(headers) {
-            Ok(()) => Ok(None),
+            Ok(Codings::ChunkedOnly) => Ok(None),
+            // Framed correctly, but the other codings would be lost: the body goes on with a
+            // length, decoded of `chunked` only.
+            Ok(Codings::MoreThanChunked) => Err(Error::new(ErrorKind::UnsupportedTransferCoding)
+                .with_message("a transfer coding other than chunked")),
             Err(why) => Err(bad(why)),
         };
     }
@@ -171,9 +175,17 @@ pub fn request_body_length(headers: &HeaderMap, max_body: SizeLimit) -> Result<O
     Ok(Some(len))
 }
 
+/// What a valid `Transfer-Encoding` holds.
+enum Codings {
+    ChunkedOnly,
+    /// Other codings before `chunked`, such as `gzip, chunked`.
+    MoreThanChunked,
+}
+
 /// Checks that every coding before the last is not `chunked` and the last is (RFC 9112 §6.1).
-fn chunked_is_last(headers: &HeaderMap) -> Result<(), &'static str> {
+fn chunked_is_last(headers: &HeaderMap) -> Result<Codings, &'static str> {
     let mut last: Option<&[u8]> = None;
+    let mut count = 0usize;
     for coding in headers
         .get_all(TRANSFER_ENCODING)
         .iter()
@@ -183,9 +195,11 @@ fn chunked_is_last(headers: &HeaderMap) -> Result<(), &'static str> {
             return Err("chunked applied more than once or not last");
         }
         last = Some(coding);
+        count += 1;
     }
     match last {
-        Some(c) if is_chunked(c) => Ok(()),
+        Some(c) if is_chunked(c) && count == 1 => Ok(Codings::ChunkedOnly),
+        Some(c) if is_chunked(c) => Ok(Codings::MoreThanChunked),
         Some(_) => Err("Transfer-Encoding does not end in chunked"),
         None => Err("empty Transfer-Encoding"),
     }
