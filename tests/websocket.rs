@@ -159,11 +159,68 @@ async fn ws_1_invalid_handshakes_are_400() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{what}");
         assert_eq!(body, "Bad Request", "{what}");
         assert!(!headers.contains_key("upgrade"), "{what}");
+        // RFC 6455 §4.2.2: the refusal names the version the proxy speaks.
+        assert_eq!(headers["sec-websocket-version"], "13", "{what}");
     }
     assert!(
         backend.handshakes.try_recv().is_err(),
         "the backend was contacted"
     );
+}
+
+// WS-1: a handshake over HTTP/1.0 is not a valid one (RFC 6455 §4.1) → 400, backend untouched.
+#[tokio::test]
+async fn ws_1_handshake_over_http_1_0_is_400() {
+    let mut backend = WsBackend::echo().await;
+    let proxy = proxy_to(&backend.ws_url()).await;
+    let request = format!(
+        "GET /chat HTTP/1.0\r\nHost: proxy.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Key: {CLIENT_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.0 400 "), "{answer}");
+    assert!(answer.ends_with("Bad Request"), "{answer}");
+    assert!(
+        backend.handshakes.try_recv().is_err(),
+        "the backend was contacted"
+    );
+}
+
+// WS-2: a backend 101 that a client must refuse (RFC 6455 §4.1: no `Upgrade`/`Connection`
+// tokens, or an extension nobody offered) → 502, the client not upgraded.
+#[tokio::test]
+async fn ws_2_backend_101_a_client_must_refuse_is_502() {
+    type Edit = fn(&mut tungstenite::handshake::server::Response);
+    let edits: [(&str, Edit); 3] = [
+        ("no Upgrade", |resp| {
+            resp.headers_mut().remove("upgrade");
+        }),
+        ("no Connection", |resp| {
+            resp.headers_mut().remove("connection");
+        }),
+        ("an extension", |resp| {
+            resp.headers_mut().insert(
+                "sec-websocket-extensions",
+                "permessage-deflate".parse().unwrap(),
+            );
+        }),
+    ];
+    for (what, edit) in edits {
+        let backend = WsBackend::builder(Script::Echo)
+            .answer(move |_, resp| edit(resp))
+            .start()
+            .await;
+        let proxy = proxy_to(&backend.ws_url()).await;
+        let (status, headers, body) =
+            exchange(proxy.addr, upgrade("/").body(Empty::new()).unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{what}");
+        assert_eq!(body, "Bad Gateway", "{what}");
+        assert!(!headers.contains_key("upgrade"), "{what}");
+    }
 }
 
 // WS-1 (tokens are case-insensitive, `Connection` may list others) and WS-10 (an `http://` route

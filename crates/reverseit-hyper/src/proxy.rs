@@ -12,7 +12,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRAILER, TRANSFER_ENCODING};
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, SEC_WEBSOCKET_VERSION, TRAILER,
+    TRANSFER_ENCODING,
+};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use reverseit_core::headers::{self, ClientInfo, HeaderPolicy, Upstream};
@@ -184,7 +187,17 @@ impl Route {
         if headers::is_websocket_upgrade(req.headers()) {
             Box::pin(async move {
                 let result = crate::websocket::proxy(&self, req, client).await;
-                Ok(result.unwrap_or_else(|e| self.error_response(e)))
+                Ok(result.unwrap_or_else(|e| {
+                    let refused = e.kind() == ErrorKind::InvalidWebSocketHandshake;
+                    let mut resp = self.error_response(e);
+                    if refused {
+                        // RFC 6455 §4.2.2: a refused handshake names the version the server
+                        // speaks.
+                        resp.headers_mut()
+                            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+                    }
+                    resp
+                }))
             })
         } else {
             Box::pin(self.forward(req, client))

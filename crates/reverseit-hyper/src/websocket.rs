@@ -11,7 +11,7 @@ use http::header::{
     CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY,
     SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
 use http_body::Body;
 use http_body_util::Empty;
 use hyper::body::Incoming;
@@ -38,6 +38,11 @@ where
     B::Error: Into<BoxError>,
 {
     let (mut parts, _body) = req.into_parts();
+    if parts.version < Version::HTTP_11 {
+        // RFC 6455 §4.1: the handshake is HTTP/1.1 or later (hyper cannot upgrade HTTP/1.0).
+        return Err(Error::new(ErrorKind::InvalidWebSocketHandshake)
+            .with_message("a WebSocket handshake over HTTP/1.0"));
+    }
     headers::check_websocket_handshake(&parts.method, &parts.headers)?; // WS-1
     limits::check_host(parts.version, &parts.uri, &parts.headers)?; // ERR-6
     route.limits.check_head(&parts.uri, &parts.headers)?; // LIM-1, LIM-2
@@ -162,9 +167,18 @@ async fn handshake(route: &Route, req: Request<Empty<Bytes>>) -> Result<Response
         .map_err(|e| Error::new(ErrorKind::BackendIo).with_source(e))
 }
 
-/// Checks the backend's 101: the accept key must match the key we sent, and a chosen subprotocol
-/// must be one the client offered (`WS-4`).
+/// Checks the backend's 101 as RFC 6455 §4.1 asks of a client: `Upgrade: websocket` and
+/// `Connection: upgrade`, the accept key derived from the key we sent, no extension (the proxy
+/// offers none), and a chosen subprotocol one the client offered (`WS-4`).
 fn check_backend_answer(response: &HeaderMap, key: &str, offer: &HeaderMap) -> Result<(), Error> {
+    if !headers::is_websocket_upgrade(response) {
+        return Err(Error::new(ErrorKind::WebSocketHandshake)
+            .with_message("the backend's 101 lacks Upgrade: websocket or Connection: upgrade"));
+    }
+    if response.contains_key(SEC_WEBSOCKET_EXTENSIONS) {
+        return Err(Error::new(ErrorKind::WebSocketHandshake)
+            .with_message("the backend's 101 chose an extension, and none was offered"));
+    }
     let accept = response
         .get(SEC_WEBSOCKET_ACCEPT)
         .map(HeaderValue::as_bytes);
