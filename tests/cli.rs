@@ -488,6 +488,84 @@ backend = "http://{b}"
     assert!(line.contains(" route=- backend=- status=404 "), "{line}");
 }
 
+/// A backend that answers each request on a connection with the number of its header lines.
+async fn counting_backend() -> (SocketAddr, Task) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut stream = BufReader::new(stream);
+                let mut lines = 0usize;
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line != "\r\n" {
+                        lines += 1;
+                        continue;
+                    }
+                    let body = format!("{}", lines - 1);
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if stream.get_mut().write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    lines = 0;
+                }
+            });
+        }
+    });
+    (addr, Task(task))
+}
+
+// LIM-2: a route allowing more request headers, or a larger head, than hyper's defaults (100
+// fields, about 400 KiB) gets what it allows; its own limits still answer 431 past them.
+#[tokio::test]
+async fn lim_2_route_limits_above_hyper_defaults_are_honoured() {
+    let (backend, _backend) = counting_backend().await;
+    let file = config_file(
+        "big-heads.toml",
+        &format!(
+            r#"
+[[routes]]
+path = "/"
+backend = "http://{backend}"
+max_request_headers = 300
+max_request_header_bytes = 1000000
+"#
+        ),
+    );
+    let proxy = Proxy::start(&[
+        "--config",
+        file.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .await;
+    let head = |fields: usize, size: usize| {
+        let mut req = Request::get("/").header("host", "a");
+        for i in 0..fields {
+            req = req.header(format!("x-h{i}"), "v".repeat(size));
+        }
+        req.body(Full::new(Bytes::new())).unwrap()
+    };
+    // 250 fields: past hyper's 100. The backend sees them and the proxy's own lines.
+    let (status, _, body) = send(proxy.addr, head(250, 1)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.parse::<usize>().unwrap() > 250, "{body}");
+    // 100 fields of 6 000 bytes: 600 KB, past hyper's 400 KiB buffer.
+    let (status, _, _) = send(proxy.addr, head(100, 6_000)).await;
+    assert_eq!(status, StatusCode::OK);
+    // The route's own count limit.
+    let (status, _, _) = send(proxy.addr, head(300, 1)).await;
+    assert_eq!(status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+}
+
 #[tokio::test]
 async fn check_accepts_a_good_file() {
     let file = config_file(
