@@ -118,6 +118,7 @@ impl Future for LogFuture {
             entry,
             bytes: 0,
             complete: false,
+            failed: false,
         })))
     }
 }
@@ -129,6 +130,9 @@ pub(crate) struct LogBody<B: Body> {
     bytes: u64,
     /// The body reached its end (rather than being dropped early or failing).
     complete: bool,
+    /// The body failed (an aborted response, `ERR-2`, `TMO-3`, `LIM-5`): however its end looks
+    /// afterwards, the client did not get the whole of it.
+    failed: bool,
 }
 
 impl<B> Body for LogBody<B>
@@ -151,7 +155,7 @@ where
                 }
             }
             None => this.complete = true,
-            Some(Err(_)) => {}
+            Some(Err(_)) => this.failed = true,
         }
         Poll::Ready(frame)
     }
@@ -171,7 +175,7 @@ impl<B: Body> Drop for LogBody<B> {
             return;
         };
         // hyper may drop a body it knows is empty (HEAD, 204, a 101 upgrade) without polling it.
-        let complete = self.complete || self.inner.is_end_stream();
+        let complete = !self.failed && (self.complete || self.inner.is_end_stream());
         let route = e.router.route(e.selected);
         let line = Line {
             method: &e.method,
@@ -200,6 +204,7 @@ mod tests {
             entry: None,
             bytes: 0,
             complete: false,
+            failed: false,
         };
         let frame = body.frame().await.unwrap().unwrap();
         assert_eq!(frame.data_ref().map(|d| &d[..]), Some(&b"hello"[..]));

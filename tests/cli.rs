@@ -488,6 +488,42 @@ backend = "http://{b}"
     assert!(line.contains(" route=- backend=- status=404 "), "{line}");
 }
 
+// ERR-2 in the access log: a response cut short (a backend body shorter than its Content-Length)
+// is logged complete=false; a whole one complete=true.
+#[tokio::test]
+async fn access_log_marks_an_aborted_response_incomplete() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    let _backend = Task(tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            let answer: &[u8] = if buf[..n].starts_with(b"GET /short") {
+                b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly twenty bytes..."
+            } else {
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nwhole"
+            };
+            let _ = s.write_all(answer).await;
+        }
+    }));
+    let url = format!("http://{backend}");
+    let mut proxy = Proxy::start(&["--backend", &url, "--listen", "127.0.0.1:0"]).await;
+    let (status, _, body) = get(proxy.addr, "/whole").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "whole"));
+    let line = proxy.stderr_line("path=/whole ").await;
+    assert!(line.ends_with("complete=true"), "{line}");
+
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET /short HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = within("the cut response", stream.read_to_end(&mut answer)).await;
+    let line = proxy.stderr_line("path=/short ").await;
+    assert!(line.ends_with("complete=false"), "{line}");
+}
+
 /// A backend that answers each request on a connection with the number of its header lines.
 async fn counting_backend() -> (SocketAddr, Task) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
