@@ -2,7 +2,9 @@
 //! the line.
 //!
 //! The document is parsed once into toml's spanned tree; each section is then deserialized on its
-//! own, so that one bad section does not hide the others' problems, and validation errors from
+//! own, so that one bad section does not hide the others' problems. Within a section, a key of the
+//! wrong shape (a string for a number, an unknown name) is reported by name and set aside, so the
+//! next one shows too, and validation still runs on the rest. Validation errors from
 //! `reverseit-core` (which name options such as `routes[2].pool_timeout`) are mapped back to lines
 //! through the same tree.
 
@@ -66,35 +68,40 @@ pub(crate) fn parse(name: &str, text: &str, base: &Path) -> Result<Settings, Bad
     let (doc, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
         return Err(BadConfig {
-            problems: syntax.iter().map(|e| src.toml_error(e)).collect(),
+            problems: syntax.iter().map(|e| src.toml_error(e, None)).collect(),
         });
     }
     let mut file = FileParts::default();
     let mut problems = Vec::new();
     for (key, value) in doc.get_ref().iter() {
-        let r = match key.get_ref().as_ref() {
-            "listen" => src.section(value).map(|v| file.listen = Some(v)),
-            "shutdown_timeout" => src.section(value).map(|v| file.shutdown_timeout = Some(v)),
-            "tls" => src.section(value).map(|v| file.tls = Some(v)),
-            "server" => src.section(value).map(|v| file.server = Some(v)),
-            "pool" => src.section(value).map(|v| file.pool = Some(v)),
-            "routes" => src.routes(value, &mut file.routes),
-            other => Err(vec![src.at(
+        match key.get_ref().as_ref() {
+            "listen" => file.listen = src.section(value, &mut problems),
+            "shutdown_timeout" => file.shutdown_timeout = src.section(value, &mut problems),
+            "tls" => file.tls = src.section(value, &mut problems),
+            "server" => file.server = src.section(value, &mut problems),
+            "pool" => file.pool = src.section(value, &mut problems),
+            "routes" => {
+                file.routes_declared = true;
+                src.routes(value, &mut file.routes, &mut problems);
+            }
+            other => problems.push(src.at(
                 key.span(),
                 &tidy(&format!(
                     "unknown field `{other}`, expected one of {TOP_LEVEL}"
                 )),
-            )]),
-        };
-        if let Err(mut e) = r {
-            problems.append(&mut e);
+            )),
         }
     }
-    if !problems.is_empty() {
-        // Shape errors first: values of the wrong type make validation meaningless.
-        return Err(BadConfig { problems });
+    // Shape errors first, then what validation finds in the rest: the keys of a wrong shape were
+    // set aside, so they cannot produce errors of their own there.
+    match file.check(&src, doc.get_ref(), base) {
+        Ok(settings) if problems.is_empty() => Ok(settings),
+        Ok(_) => Err(BadConfig { problems }),
+        Err(mut more) => {
+            problems.append(&mut more.problems);
+            Err(BadConfig { problems })
+        }
     }
-    file.check(&src, doc.get_ref(), base)
 }
 
 /// The sections as deserialized, before validation.
@@ -105,7 +112,10 @@ struct FileParts {
     tls: Option<TlsSpec>,
     server: Option<ServerSpec>,
     pool: Option<PoolSpec>,
-    routes: Vec<Spanned<RouteSpec>>,
+    /// Each route with its index in the file (a route whose shape is wrong is left out).
+    routes: Vec<(usize, RouteSpec)>,
+    /// The file has a `routes` key, whatever its routes' shape.
+    routes_declared: bool,
 }
 
 impl FileParts {
@@ -160,16 +170,15 @@ impl FileParts {
             }
         };
 
-        if self.routes.is_empty() {
+        if !self.routes_declared {
             problems.push(format!(
                 "{}: no routes: add at least one [[routes]] table with a `backend`",
                 src.name
             ));
         }
         let mut routes: Vec<Mount> = Vec::with_capacity(self.routes.len());
-        for (i, spec) in self.routes.into_iter().enumerate() {
+        for (i, mut spec) in self.routes {
             let section = format!("routes[{i}]");
-            let mut spec = spec.into_inner();
             let path = match settings::mount_path(spec.path.as_deref().unwrap_or("/")) {
                 Ok(p) => Some(p),
                 Err(reason) => {
@@ -275,41 +284,75 @@ struct Source<'a> {
 }
 
 impl Source<'_> {
-    /// Deserializes one section, with toml's own error (which carries the position) on failure.
-    fn section<T: DeserializeOwned>(&self, value: &Spanned<DeValue<'_>>) -> Result<T, Vec<String>> {
-        T::deserialize(ValueDeserializer::from(value.clone()))
-            .map_err(|e| vec![self.toml_error(&e)])
+    /// Deserializes one section. Each error (toml's own, which carries the position) is reported
+    /// with the key it concerns, and that key is set aside so the next error shows too: every bad
+    /// key of a table is reported at once, and the section is returned without them, unless a
+    /// key it cannot do without was among them.
+    fn section<T: DeserializeOwned>(
+        &self,
+        value: &Spanned<DeValue<'_>>,
+        problems: &mut Vec<String>,
+    ) -> Option<T> {
+        let mut value = value.clone();
+        let mut set_aside: Vec<String> = Vec::new();
+        // In the file's order, whatever order serde met them in.
+        let mut found: Vec<(usize, String)> = Vec::new();
+        let spec = loop {
+            let e = match T::deserialize(ValueDeserializer::from(value.clone())) {
+                Ok(v) => break Some(v),
+                Err(e) => e,
+            };
+            if set_aside
+                .iter()
+                .any(|k| e.message().starts_with(&format!("missing field `{k}`")))
+            {
+                // A required key of a wrong shape: already reported.
+                break None;
+            }
+            let culprit = e.span().and_then(|span| culprit(value.get_ref(), &span));
+            let at = e.span().map_or(usize::MAX, |span| span.start);
+            found.push((at, self.toml_error(&e, culprit.as_deref())));
+            let (Some(key), DeValue::Table(table)) = (culprit, value.get_mut()) else {
+                break None;
+            };
+            table.remove(key.as_str());
+            set_aside.push(key);
+        };
+        found.sort_by_key(|(at, _)| *at);
+        problems.extend(found.into_iter().map(|(_, message)| message));
+        spec
     }
 
     /// Deserializes `[[routes]]` one table at a time, so every bad route is reported.
     fn routes(
         &self,
         value: &Spanned<DeValue<'_>>,
-        out: &mut Vec<Spanned<RouteSpec>>,
-    ) -> Result<(), Vec<String>> {
+        out: &mut Vec<(usize, RouteSpec)>,
+        problems: &mut Vec<String>,
+    ) {
         let Some(array) = value.get_ref().as_array() else {
-            return Err(vec![self.at(
+            problems.push(self.at(
                 value.span(),
                 "`routes` must be an array of tables: write each route as a [[routes]] table",
-            )]);
+            ));
+            return;
         };
-        let mut problems = Vec::new();
-        for item in array.iter() {
-            match self.section::<RouteSpec>(item) {
-                Ok(spec) => out.push(Spanned::new(item.span(), spec)),
-                Err(mut e) => problems.append(&mut e),
+        for (i, item) in array.iter().enumerate() {
+            if let Some(spec) = self.section::<RouteSpec>(item, problems) {
+                out.push((i, spec));
             }
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems)
         }
     }
 
-    /// A toml error as `file:line:column: message`, plus the line itself.
-    fn toml_error(&self, e: &toml::de::Error) -> String {
-        let msg = tidy(e.message().trim_end());
+    /// A toml error as `file:line:column: message`, plus the line itself; the message names
+    /// `key` when toml's does not.
+    fn toml_error(&self, e: &toml::de::Error, key: Option<&str>) -> String {
+        let mut msg = tidy(e.message().trim_end());
+        if let Some(key) = key
+            && !msg.contains(&format!("`{key}`"))
+        {
+            msg = format!("`{key}`: {msg}");
+        }
         match e.span() {
             Some(span) => self.at(span, &msg),
             None => format!("{}: {msg}", self.name),
@@ -377,6 +420,15 @@ fn locate(doc: &DeTable<'_>, option: &str) -> Option<Range<usize>> {
             .and_then(|inner| inner.get(tail))
             .map_or(v.span(), |entry| entry.span()),
     )
+}
+
+/// The key of `table` whose line holds `span` (an error's position: a value of the wrong type, or
+/// an unknown key itself).
+fn culprit(table: &DeValue<'_>, span: &Range<usize>) -> Option<String> {
+    table.as_table()?.iter().find_map(|(k, v)| {
+        (k.span().start <= span.start && span.start < v.span().end.max(k.span().end))
+            .then(|| k.get_ref().to_string())
+    })
 }
 
 /// serde's unknown-field message lists every accepted key: 33 for a route. Suggest the closest
