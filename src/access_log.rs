@@ -176,19 +176,37 @@ impl<B: Body> Drop for LogBody<B> {
         };
         // hyper may drop a body it knows is empty (HEAD, 204, a 101 upgrade) without polling it.
         let complete = !self.failed && (self.complete || self.inner.is_end_stream());
-        let route = e.router.route(e.selected);
+        e.write(self.bytes, complete);
+    }
+}
+
+/// A request dropped before its response began: the client left, or the proxy stopped
+/// (`shutdown_timeout`). Logged with nginx's status for it, 499, as never complete.
+impl Drop for LogFuture {
+    fn drop(&mut self) {
+        if let Some(mut e) = self.entry.take() {
+            e.status = StatusCode::from_u16(499).expect("499 is a valid status code");
+            e.write(0, false);
+        }
+    }
+}
+
+impl Entry {
+    /// Writes the request's line.
+    fn write(self, bytes: u64, complete: bool) {
+        let route = self.router.route(self.selected);
         let line = Line {
-            method: &e.method,
-            path: e.uri.path(),
+            method: &self.method,
+            path: self.uri.path(),
             route: route.map_or("-", |r| &r.path),
             backend: route.map_or("-", |r| &r.backend),
-            status: e.status,
-            bytes: self.bytes,
-            duration: e.start.elapsed(),
+            status: self.status,
+            bytes,
+            duration: self.start.elapsed(),
             complete,
         };
         let at = SystemTime::now();
-        e.lines.push(|out| line.write(at, out));
+        self.lines.push(|out| line.write(at, out));
     }
 }
 

@@ -524,6 +524,36 @@ async fn access_log_marks_an_aborted_response_incomplete() {
     assert!(line.ends_with("complete=false"), "{line}");
 }
 
+// ERR-4 in the access log: a request whose client leaves before any response still gets its line,
+// with nginx's 499 and complete=false.
+#[tokio::test]
+async fn access_log_has_a_line_for_a_request_left_unanswered() {
+    let arrived = Arc::new(Notify::new());
+    let signal = Arc::clone(&arrived);
+    let (backend, _backend) = serve_backend(move |_req: Request<Incoming>| {
+        let signal = Arc::clone(&signal);
+        async move {
+            signal.notify_one();
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+    })
+    .await;
+    let url = format!("http://{backend}");
+    let mut proxy = Proxy::start(&["--backend", &url, "--listen", "127.0.0.1:0"]).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET /abandoned HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    // Once the request reached the backend, the client goes.
+    within("the request at the backend", arrived.notified()).await;
+    drop(stream);
+    let line = proxy.stderr_line("path=/abandoned ").await;
+    assert!(line.contains(" status=499 "), "{line}");
+    assert!(line.ends_with("complete=false"), "{line}");
+}
+
 /// A backend that answers each request on a connection with the number of its header lines.
 async fn counting_backend() -> (SocketAddr, Task) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
