@@ -255,14 +255,16 @@ impl Route {
             Prepared::Streaming(stream) => {
                 // The head's clock runs only while the backend holds the exchange up (TMO-2,
                 // STR-2): an upload may take longer than `response_header_timeout`.
+                // Boxed: streamed bodies are the rare case, and the clock's timer and the
+                // exchange inline would enlarge every request's future (each copy of it costs).
                 let progress = stream.progress();
                 let req = outgoing_request(method, path, headers, stream);
                 let exchange = self.pool.send(&self.target, req);
-                request_body::head_within(
+                Box::pin(request_body::head_within(
                     exchange,
                     &progress,
                     self.config.response_header_timeout(),
-                )
+                ))
                 .await
             }
         };

@@ -92,6 +92,7 @@ pub(crate) struct Stripped {
 }
 
 /// [`remove_hop_by_hop`], saying what it removed.
+#[inline]
 pub(crate) fn strip(headers: &mut HeaderMap, keep_te_trailers: bool) -> Stripped {
     // One scan over the distinct names rather than nine lookups: a message carries one or two of
     // these fields, or none (HTTP/2).

@@ -20,6 +20,7 @@ use crate::{Error, ErrorKind};
 /// h.insert("upgrade", "WebSocket".parse().unwrap());
 /// assert!(is_websocket_upgrade(&h));
 /// ```
+#[inline]
 pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     headers
         .get_all(CONNECTION)
