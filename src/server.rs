@@ -244,12 +244,17 @@ impl HeadCaps {
             bytes: HYPER_MAX_BUF_SIZE,
         };
         for r in routes {
-            caps.fields = caps.fields.max(r.max_request_headers());
+            // hyper sets aside room for this many fields per request head: no more than the
+            // route's byte limit can hold (a field line takes at least 4 bytes, `a:\r\n`).
+            let fields = r
+                .max_request_headers()
+                .min(r.max_request_header_bytes() / 4 + 1);
+            caps.fields = caps.fields.max(fields);
             // The request line around the target, and each field line's CRLF.
             let head = r
                 .max_request_target_bytes()
                 .saturating_add(r.max_request_header_bytes())
-                .saturating_add(r.max_request_headers().saturating_mul(2))
+                .saturating_add(fields.saturating_mul(2))
                 .saturating_add(1024);
             caps.bytes = caps.bytes.max(head);
         }
@@ -450,4 +455,32 @@ fn is_transient(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::InvalidInput | io::ErrorKind::PermissionDenied | io::ErrorKind::Unsupported
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(fields: usize, bytes: usize) -> RouteConfig {
+        RouteConfig::builder("http://127.0.0.1:1")
+            .max_request_headers(fields)
+            .max_request_header_bytes(bytes)
+            .build()
+            .unwrap()
+    }
+
+    // LIM-2: hyper's caps stay at its defaults unless a route allows more; then they follow the
+    // largest route, and a field count the route's byte limit could never hold is not honoured.
+    #[test]
+    fn head_caps_follow_the_routes() {
+        let default = HeadCaps::of([route(100, 65_536)].iter());
+        assert_eq!(default.fields, HYPER_MAX_HEADERS);
+        assert_eq!(default.bytes, HYPER_MAX_BUF_SIZE);
+        let more = HeadCaps::of([route(100, 65_536), route(300, 1_000_000)].iter());
+        assert_eq!(more.fields, 300);
+        assert!(more.bytes > 1_000_000 && more.bytes < 1_100_000, "{more:?}");
+        let absurd = HeadCaps::of([route(1_000_000_000, 65_536)].iter());
+        assert_eq!(absurd.fields, 65_536 / 4 + 1);
+        assert!(absurd.bytes < 2 * HYPER_MAX_BUF_SIZE, "{absurd:?}");
+    }
 }
