@@ -91,20 +91,25 @@ fn slow_upload(pieces: usize, every: Duration) -> Body {
     StreamBody::new(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))).boxed()
 }
 
-// TMO-2, STR-2: a streamed upload that lasts longer than response_header_timeout, its pieces
-// reaching the backend steadily, is not cut off: the head's clock runs while the backend holds the
-// exchange up, not while the client is still sending.
-#[tokio::test(start_paused = true)]
-async fn tmo_2_long_streamed_upload_is_not_cut_off() {
-    let backend = Backend::start(Speaks::Http1, echo).await;
-    let proxy = Proxy::start(
+/// A proxy that streams every request body past 16 bytes and waits 500 ms for a response head.
+async fn streaming_proxy(backend: &Backend) -> Proxy {
+    Proxy::start(
         route(&backend.url())
             .response_header_timeout(Duration::from_millis(500))
             .request_body_buffer_size(16)
             .build()
             .unwrap(),
     )
-    .await;
+    .await
+}
+
+// TMO-2, STR-2: a streamed upload that lasts longer than response_header_timeout, its pieces
+// reaching the backend steadily, is not cut off: the head's clock runs while the backend holds the
+// exchange up, not while the client is still sending.
+#[tokio::test(start_paused = true)]
+async fn tmo_2_long_streamed_upload_is_not_cut_off() {
+    let backend = Backend::start(Speaks::Http1, echo).await;
+    let proxy = streaming_proxy(&backend).await;
     let started = tokio::time::Instant::now();
     let req = Request::post(proxy.url("/"))
         .body(slow_upload(8, Duration::from_millis(300)))
@@ -127,14 +132,7 @@ async fn tmo_2_streamed_upload_then_silence_504() {
         unreachable!()
     })
     .await;
-    let proxy = Proxy::start(
-        route(&backend.url())
-            .response_header_timeout(Duration::from_millis(500))
-            .request_body_buffer_size(16)
-            .build()
-            .unwrap(),
-    )
-    .await;
+    let proxy = streaming_proxy(&backend).await;
     let started = tokio::time::Instant::now();
     let req = Request::post(proxy.url("/"))
         .body(slow_upload(4, Duration::from_millis(300)))

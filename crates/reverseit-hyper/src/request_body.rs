@@ -264,6 +264,8 @@ where
             Poll::Pending => {
                 if !*this.waiting {
                     *this.waiting = true;
+                    // The client holds the exchange up now, not the backend.
+                    this.progress.waiting_on_client();
                     let deadline = Instant::now() + this.settings.read_timeout;
                     match this.timer.as_mut() {
                         Some(t) => t.as_mut().reset(deadline),
@@ -295,10 +297,9 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let polled = self.as_mut().poll_piece(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(_)) | None) => self.progress.moved(),
-            Poll::Pending => self.progress.waiting_on_client(),
-            Poll::Ready(Some(Err(_))) => {}
+        if let Poll::Ready(Some(Ok(_)) | None) = polled {
+            // A piece (or the end) goes to the backend's side: its clock starts again.
+            self.progress.moved();
         }
         polled
     }
