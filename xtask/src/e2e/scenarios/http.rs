@@ -147,16 +147,12 @@ pub(crate) fn forwarded(env: &Env) -> Result<String, String> {
             ensure(got.seen_header("x-keep") == ["passes"], || {
                 format!("{what}: x-keep seen as {:?}", got.seen_header("x-keep"))
             })?;
-            // HDR-1 keeps `te: trailers` toward an HTTP/2 backend; toward an HTTP/1.1 backend the
-            // proxy announces it on its own hop as `te: trailers` + `connection: te` for an
-            // HTTP/1.1 client that asked for trailers (HDR-8, RFC 9110 §10.1.4), and only then.
+            // HDR-1 keeps `te: trailers` toward an HTTP/2 backend only; an HTTP/1.1 backend gets
+            // neither `te` nor a `connection` naming it.
             let (te, connection) = (got.seen_header("te"), got.seen_header("connection"));
             let want: (Vec<String>, Vec<String>) = if h2_backend {
                 (vec!["trailers".into()], vec![])
-            } else if l.version == "1.1" {
-                (vec!["trailers".into()], vec!["te".into()])
             } else {
-                // An HTTP/2 client gets trailers anyway: nothing to announce.
                 (vec![], vec![])
             };
             ensure((te.clone(), connection.clone()) == want, || {
