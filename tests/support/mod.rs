@@ -202,14 +202,31 @@ async fn raw_exchange_inner(addr: SocketAddr, request: &[u8], eof: bool) -> Stri
     }
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
+    let read_all = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
         }
+    };
+    // Bounded, so a proxy that keeps the connection open fails the test instead of hanging it.
+    // Real time: not for tests on a paused clock, where waiting on the socket would let the
+    // bound fire at once.
+    if tokio::time::timeout(RAW_EXCHANGE_BOUND, read_all)
+        .await
+        .is_err()
+    {
+        panic!(
+            "the connection stayed open {RAW_EXCHANGE_BOUND:?} after the request; read so far: {}",
+            String::from_utf8_lossy(&out)
+        );
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// How long [`raw_exchange`] waits for the peer to close.
+const RAW_EXCHANGE_BOUND: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// A handler that answers with a text dump of what it received: the request line, each header
 /// line, and the body's length.
