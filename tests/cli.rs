@@ -73,6 +73,12 @@ impl Proxy {
         Self::start_with(args, true).await
     }
 
+    /// Starts the proxy on the config `file`, listening on an ephemeral port.
+    async fn with_config(file: &std::path::Path) -> Proxy {
+        let file = file.to_str().unwrap();
+        Self::start(&["--config", file, "--listen", "127.0.0.1:0"]).await
+    }
+
     /// Starts the proxy with its stderr a pipe that is never read, as a supervisor capturing
     /// output it does not drain would leave it.
     async fn start_unread_stderr(args: &[&str]) -> Proxy {
@@ -445,13 +451,7 @@ backend = "http://{b}"
 "#
         ),
     );
-    let mut proxy = Proxy::start(&[
-        "--config",
-        file.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ])
-    .await;
+    let mut proxy = Proxy::with_config(&file).await;
     for (path, expected) in [
         ("/api/users?q=1", "a /users?q=1 x-route=api"),
         ("/api", "a / x-route=api"),
@@ -606,13 +606,7 @@ max_request_header_bytes = 1000000
 "#
         ),
     );
-    let proxy = Proxy::start(&[
-        "--config",
-        file.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ])
-    .await;
+    let proxy = Proxy::with_config(&file).await;
     let head = |fields: usize, size: usize| {
         let mut req = Request::get("/").header("host", "a");
         for i in 0..fields {
@@ -768,13 +762,7 @@ async fn stalled_request_head_is_cut_off() {
             "[server]\nheader_read_timeout = 200\n\n[[routes]]\nbackend = \"http://{backend}\"\n"
         ),
     );
-    let proxy = Proxy::start(&[
-        "--config",
-        file.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ])
-    .await;
+    let proxy = Proxy::with_config(&file).await;
     let mut stalled = TcpStream::connect(proxy.addr).await.unwrap();
     stalled
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n")
@@ -796,13 +784,7 @@ async fn max_connections_holds_extra_clients_in_the_queue() {
         "maxconn.toml",
         &format!("[server]\nmax_connections = 1\n\n[[routes]]\nbackend = \"http://{backend}\"\n"),
     );
-    let proxy = Proxy::start(&[
-        "--config",
-        file.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ])
-    .await;
+    let proxy = Proxy::with_config(&file).await;
 
     // The first client holds the only slot with a keep-alive connection.
     let io = TcpStream::connect(proxy.addr).await.unwrap();
@@ -865,13 +847,7 @@ async fn tls_listener_serves_h2_by_alpn() {
             key.file_name().unwrap().to_str().unwrap(),
         ),
     );
-    let proxy = Proxy::start(&[
-        "--config",
-        file.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ])
-    .await;
+    let proxy = Proxy::with_config(&file).await;
     assert_eq!(proxy.ready, format!("listening on https://{}", proxy.addr));
 
     let mut roots = rustls::RootCertStore::empty();

@@ -250,19 +250,11 @@ async fn tmo_5_pool_exhausted_503() {
 // ERR-2: a backend body shorter than its Content-Length aborts the client connection.
 #[tokio::test]
 async fn err_2_truncated_backend_body_aborts_client() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf).await;
-            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly twenty bytes...")
-                .await
-                .unwrap();
-            drop(s);
-        }
-    });
+    let (url, _server) = canned_backend(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly twenty bytes...",
+        true,
+    )
+    .await;
     let proxy = Proxy::start(RouteConfig::builder(url).build().unwrap()).await;
     let resp = client()
         .request(Request::get(proxy.url("/")).body(empty()).unwrap())
@@ -270,7 +262,6 @@ async fn err_2_truncated_backend_body_aborts_client() {
         .unwrap();
     assert_eq!(resp.headers()["content-length"], "100");
     assert!(resp.into_body().collect().await.is_err());
-    server.abort();
 }
 
 // ERR-3: with response_header_retries, a GET whose connection closes before the response head is
@@ -416,22 +407,14 @@ async fn err_4_client_disconnect_cancels_backend() {
 // asked for) gets the client `error_response`, not a switch to an unknown protocol.
 #[tokio::test]
 async fn unrequested_101_is_bad_gateway() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf).await;
-            let _ = s
-                .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n")
-                .await;
-        }
-    });
+    let (url, _server) = canned_backend(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n",
+        true,
+    )
+    .await;
     let proxy = Proxy::start(RouteConfig::builder(url).build().unwrap()).await;
     let (status, headers, body) = get(&proxy.url("/")).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert!(headers.get("upgrade").is_none());
     assert_eq!(body, "Bad Gateway");
-    server.abort();
 }

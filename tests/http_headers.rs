@@ -323,19 +323,11 @@ async fn path_4_dot_segments_refused() {
 // and the connection stays usable for the next response.
 #[tokio::test]
 async fn hdr_6_chunked_response_with_content_length_loses_the_length() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        let mut buf = [0u8; 4096];
-        while s.read(&mut buf).await.unwrap_or(0) > 0 {
-            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
-            if s.write_all(answer).await.is_err() {
-                break;
-            }
-        }
-    });
+    let (url, _server) = canned_backend(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        false,
+    )
+    .await;
     let proxy = Proxy::start(RouteConfig::builder(url).build().unwrap()).await;
     let client = client();
     for _ in 0..2 {
@@ -348,5 +340,4 @@ async fn hdr_6_chunked_response_with_content_length_loses_the_length() {
         let body = http_body_util::BodyExt::collect(resp.into_body()).await;
         assert_eq!(body.unwrap().to_bytes(), "ok");
     }
-    server.abort();
 }

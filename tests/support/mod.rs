@@ -45,6 +45,26 @@ impl Drop for Task {
     }
 }
 
+/// A raw TCP backend that writes `answer` after each read from a connection, whatever was sent,
+/// and with `close` drops the connection after its first answer. Returns its `http://` URL.
+pub async fn canned_backend(answer: &'static [u8], close: bool) -> (String, Task) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while s.read(&mut buf).await.unwrap_or(0) > 0 {
+                    if s.write_all(answer).await.is_err() || close {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (url, Task(task))
+}
+
 /// Which protocols a test backend speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Speaks {
