@@ -21,8 +21,8 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
 use hyper::service::Service;
-use reverseit_core::BoxError;
 use reverseit_core::headers::ClientInfo;
+use reverseit_core::{BoxError, ErrorKind};
 use tokio::time::Instant;
 
 use crate::router::{Router, RouterBody, RouterFuture};
@@ -111,7 +111,13 @@ impl Future for LogFuture {
         let Ok(resp) = ready!(Pin::new(&mut this.inner).poll(cx));
         let mut entry = this.entry.take();
         if let Some(e) = &mut entry {
-            e.status = resp.status();
+            e.status = if resp.extensions().get() == Some(&ErrorKind::ClientGone) {
+                // The client left mid-request (its body broke off): the 502 the proxy made
+                // reaches nobody, and was not the backend's.
+                client_closed()
+            } else {
+                resp.status()
+            };
         }
         Poll::Ready(Ok(resp.map(|inner| LogBody {
             inner,
@@ -185,10 +191,15 @@ impl<B: Body> Drop for LogBody<B> {
 impl Drop for LogFuture {
     fn drop(&mut self) {
         if let Some(mut e) = self.entry.take() {
-            e.status = StatusCode::from_u16(499).expect("499 is a valid status code");
+            e.status = client_closed();
             e.write(0, false);
         }
     }
+}
+
+/// nginx's status for a request its client closed before the response: 499.
+fn client_closed() -> StatusCode {
+    StatusCode::from_u16(499).expect("499 is a valid status code")
 }
 
 impl Entry {

@@ -554,6 +554,33 @@ async fn access_log_has_a_line_for_a_request_left_unanswered() {
     assert!(line.ends_with("complete=false"), "{line}");
 }
 
+// ERR-4 in the access log: a client that leaves mid-upload (its body cut off, buffered or streamed)
+// is logged with 499, like one that leaves while the backend thinks, not with the 502 the proxy
+// made for nobody.
+#[tokio::test]
+async fn access_log_has_499_for_a_client_leaving_mid_body() {
+    let (backend, _backend) = serve_backend(|req: Request<Incoming>| async move {
+        // Reads what comes, and never answers: only the proxy can end the exchange.
+        let _ = req.into_body().collect().await;
+        std::future::pending::<()>().await;
+        unreachable!()
+    })
+    .await;
+    let url = format!("http://{backend}");
+    let mut proxy = Proxy::start(&["--backend", &url, "--listen", "127.0.0.1:0"]).await;
+    // Under `request_body_buffer_size` (buffered), then over it (streamed to the backend).
+    for (path, declared) in [("/buffered", 10), ("/streamed", 2_000_000)] {
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        let head =
+            format!("POST {path} HTTP/1.1\r\nHost: a\r\nContent-Length: {declared}\r\n\r\nabc");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        drop(stream);
+        let line = proxy.stderr_line(&format!("path={path} ")).await;
+        assert!(line.contains(" status=499 "), "{line}");
+        assert!(line.ends_with("complete=false"), "{line}");
+    }
+}
+
 /// A backend that answers each request on a connection with the number of its header lines.
 async fn counting_backend() -> (SocketAddr, Task) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
