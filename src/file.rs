@@ -75,11 +75,13 @@ pub(crate) fn parse(name: &str, text: &str, base: &Path) -> Result<Settings, Bad
     let mut problems = Vec::new();
     for (key, value) in doc.get_ref().iter() {
         match key.get_ref().as_ref() {
-            "listen" => file.listen = src.section(value, &mut problems),
-            "shutdown_timeout" => file.shutdown_timeout = src.section(value, &mut problems),
-            "tls" => file.tls = src.section(value, &mut problems),
-            "server" => file.server = src.section(value, &mut problems),
-            "pool" => file.pool = src.section(value, &mut problems),
+            "listen" => file.listen = src.section("listen", value, &mut problems),
+            "shutdown_timeout" => {
+                file.shutdown_timeout = src.section("shutdown_timeout", value, &mut problems);
+            }
+            "tls" => file.tls = src.section("tls", value, &mut problems),
+            "server" => file.server = src.section("server", value, &mut problems),
+            "pool" => file.pool = src.section("pool", value, &mut problems),
             "routes" => {
                 file.routes_declared = true;
                 src.routes(value, &mut file.routes, &mut problems);
@@ -284,12 +286,13 @@ struct Source<'a> {
 }
 
 impl Source<'_> {
-    /// Deserializes one section. Each error (toml's own, which carries the position) is reported
-    /// with the key it concerns, and that key is set aside so the next error shows too: every bad
-    /// key of a table is reported at once, and the section is returned without them, unless a
-    /// key it cannot do without was among them.
+    /// Deserializes one section, `name` in messages (`listen`, `pool`, `routes[2]`). Each error
+    /// (toml's own, which carries the position) is reported with the key it concerns, and that key
+    /// is set aside so the next error shows too: every bad key of a table is reported at once, and
+    /// the section is returned without them, unless a key it cannot do without was among them.
     fn section<T: DeserializeOwned>(
         &self,
+        name: &str,
         value: &Spanned<DeValue<'_>>,
         problems: &mut Vec<String>,
     ) -> Option<T> {
@@ -311,7 +314,13 @@ impl Source<'_> {
             }
             let culprit = e.span().and_then(|span| culprit(value.get_ref(), &span));
             let at = e.span().map_or(usize::MAX, |span| span.start);
-            found.push((at, self.toml_error(&e, culprit.as_deref())));
+            // A table's key with its table (`pool_timeout` in `routes[2]`); a value of its own
+            // (`listen = 5`) by the section's name.
+            let key = Key {
+                name: culprit.as_deref().unwrap_or(name),
+                table: culprit.is_some().then_some(name),
+            };
+            found.push((at, self.toml_error(&e, Some(key))));
             let (Some(key), DeValue::Table(table)) = (culprit, value.get_mut()) else {
                 break None;
             };
@@ -338,20 +347,25 @@ impl Source<'_> {
             return;
         };
         for (i, item) in array.iter().enumerate() {
-            if let Some(spec) = self.section::<RouteSpec>(item, problems) {
+            if let Some(spec) = self.section::<RouteSpec>(&format!("routes[{i}]"), item, problems) {
                 out.push((i, spec));
             }
         }
     }
 
     /// A toml error as `file:line:column: message`, plus the line itself; the message names
-    /// `key` when toml's does not.
-    fn toml_error(&self, e: &toml::de::Error, key: Option<&str>) -> String {
+    /// `key` and its table.
+    fn toml_error(&self, e: &toml::de::Error, key: Option<Key<'_>>) -> String {
         let mut msg = tidy(e.message().trim_end());
-        if let Some(key) = key
-            && !msg.contains(&format!("`{key}`"))
-        {
-            msg = format!("`{key}`: {msg}");
+        if let Some(key) = key {
+            let named = format!("`{}`", key.name);
+            let place = key.table.map(|t| format!(" in {t}")).unwrap_or_default();
+            let unknown = format!("unknown key {named}");
+            if msg.starts_with(&unknown) {
+                msg = msg.replacen(&unknown, &format!("{unknown}{place}"), 1);
+            } else if !msg.contains(&named) {
+                msg = format!("{named}{place}: {msg}");
+            }
         }
         match e.span() {
             Some(span) => self.at(span, &msg),
@@ -409,8 +423,11 @@ fn locate(doc: &DeTable<'_>, option: &str) -> Option<Range<usize>> {
     if let Some(v) = t.get(rest) {
         return Some(v.span());
     }
-    // `add_headers.x-api-key`: the inline table's entry, or the table itself.
-    let (head, tail) = rest.split_once('.')?;
+    // `add_headers.x-api-key`: the inline table's entry, or the table itself; a key the table
+    // lacks (a route's default `path`): the table.
+    let Some((head, tail)) = rest.split_once('.') else {
+        return Some(table.span());
+    };
     let Some(v) = t.get(head) else {
         return Some(table.span());
     };
@@ -420,6 +437,13 @@ fn locate(doc: &DeTable<'_>, option: &str) -> Option<Range<usize>> {
             .and_then(|inner| inner.get(tail))
             .map_or(v.span(), |entry| entry.span()),
     )
+}
+
+/// A key an error concerns, and the table holding it (`routes[2]`, `pool`) unless it is a
+/// top-level key.
+struct Key<'a> {
+    name: &'a str,
+    table: Option<&'a str>,
 }
 
 /// The key of `table` whose line holds `span` (an error's position: a value of the wrong type, or
@@ -433,12 +457,25 @@ fn culprit(table: &DeValue<'_>, span: &Range<usize>) -> Option<String> {
 
 /// serde's unknown-field message lists every accepted key: 33 for a route. Suggest the closest
 /// one instead when there is a close one, and keep the list only when it is short.
+///
+/// serde names Rust's integer types (`expected u64`); the file's reader knows whole numbers.
 fn tidy(msg: &str) -> String {
+    for rust in [
+        ", expected u64",
+        ", expected u32",
+        ", expected usize",
+        ", expected u16",
+    ] {
+        if let Some(head) = msg.strip_suffix(rust) {
+            return format!("{head}, expected a whole number, 0 or more");
+        }
+    }
     let Some(rest) = msg.strip_prefix("unknown field `") else {
         return msg.to_owned();
     };
     let Some((field, expected)) = rest.split_once("`, expected one of ") else {
-        return msg.to_owned();
+        // Two keys or none: serde's list is short enough to keep.
+        return format!("unknown key `{rest}");
     };
     let names: Vec<&str> = expected.split(", ").map(|n| n.trim_matches('`')).collect();
     let closest = names
