@@ -423,6 +423,10 @@ impl RouteConfigBuilder {
             .iter()
             .filter_map(|(n, v)| {
                 let name = check_header_name(&mut c, "add_headers", n)?;
+                if let Some(reason) = not_addable(&name) {
+                    c.fail(&format!("add_headers.{n}"), format!("{v:?}"), reason);
+                    return None;
+                }
                 let value = match HeaderValue::from_str(v) {
                     Ok(value) => value,
                     Err(_) => {
@@ -489,6 +493,20 @@ fn check_strip_path(c: &mut Checker, p: String) -> Option<Box<str>> {
     let trimmed = p.trim_end_matches('/');
     // "/" (or "//") strips nothing.
     (!trimmed.is_empty()).then(|| trimmed.into())
+}
+
+/// Why `name` cannot be an `add_headers` entry, if it cannot. Hop-by-hop fields describe the
+/// connection they travel on (`HDR-1` removes the client's), and the body's framing is the
+/// proxy's to write: an added `Content-Length: 3` would make the backend wait for three bytes of
+/// every bodiless request, an added `Transfer-Encoding` would misframe every body.
+fn not_addable(name: &HeaderName) -> Option<&'static str> {
+    if *name == http::header::CONTENT_LENGTH {
+        Some("the proxy frames each request body itself; `Content-Length` cannot be added")
+    } else if crate::headers::is_hop_by_hop(name) {
+        Some("a hop-by-hop field (HDR-1) describes one connection and cannot be added")
+    } else {
+        None
+    }
 }
 
 fn check_header_name(c: &mut Checker, option: &str, name: &str) -> Option<HeaderName> {

@@ -216,6 +216,48 @@ fn cfg_2_validation_names_option_and_value() {
     assert!(text.contains("invalid `pool_timeout` = 0"), "{text}");
 }
 
+// CFG-2, HDR-1: `add_headers` cannot add a hop-by-hop field or the body's framing; each such entry
+// is refused with its name and value, whatever its case. Other fields, `Host` included, can.
+#[test]
+fn cfg_2_add_headers_refuses_connection_and_framing_fields() {
+    let names = [
+        "connection",
+        "Keep-Alive",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "Transfer-Encoding",
+        "upgrade",
+        "content-length",
+    ];
+    let mut builder = RouteConfig::builder("http://127.0.0.1:4000");
+    for name in names {
+        builder = builder.add_header(name, "x");
+    }
+    let err = builder.build().unwrap_err();
+    let found: Vec<(&str, &str)> = err
+        .problems()
+        .iter()
+        .map(|p| (p.option(), p.value()))
+        .collect();
+    assert_eq!(found.len(), names.len(), "{found:?}");
+    for name in names {
+        let option = format!("add_headers.{name}");
+        assert!(
+            found.contains(&(option.as_str(), "\"x\"")),
+            "{option} in {found:?}"
+        );
+    }
+    let ok = RouteConfig::builder("http://127.0.0.1:4000")
+        .add_header("host", "backend.internal")
+        .add_header("x-api-key", "k")
+        .build()
+        .unwrap();
+    assert_eq!(ok.add_headers().len(), 2);
+}
+
 // CFG-2: the pool's counts must be positive, its timeouts non-zero, its protocols non-empty.
 #[test]
 fn cfg_2_pool_validation() {
