@@ -223,6 +223,24 @@ async fn hdr_4_host_header() {
     assert_eq!(echoed(&dump, "host"), ["public.example"]);
 }
 
+// HDR-3, HDR-4: an absolute-form request target names the host the client asked for, over its
+// `Host` line (RFC 9112 §3.2.2), as `X-Forwarded-Host` and, preserved, as `Host`.
+#[tokio::test]
+async fn hdr_3_4_absolute_form_authority_wins_over_host() {
+    let backend = Backend::start(Speaks::Http1, echo).await;
+    let request = b"GET http://asked.example:81/x HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n";
+    let proxy = Proxy::start(route(&backend).build().unwrap()).await;
+    let answer = raw_exchange(proxy.addr, request).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(echoed(&answer, "x-forwarded-host"), ["asked.example:81"]);
+    assert_eq!(echoed(&answer, "host"), [backend.addr.to_string()]);
+    assert!(answer.contains("GET /x\n"), "{answer}");
+
+    let proxy = Proxy::start(route(&backend).preserve_host_header(true).build().unwrap()).await;
+    let answer = raw_exchange(proxy.addr, request).await;
+    assert_eq!(echoed(&answer, "host"), ["asked.example:81"]);
+}
+
 // HDR-5: remove_headers removes every line; add_headers replaces every line with one value.
 #[tokio::test]
 async fn hdr_5_add_and_remove_headers() {

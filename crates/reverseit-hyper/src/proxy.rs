@@ -522,14 +522,15 @@ fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-/// The client's `Host`, or its HTTP/2 `:authority`.
+/// The host the client asked for: the request target's authority when it has one (an HTTP/1.1
+/// absolute-form target, whose authority a server must take over `Host`, RFC 9112 §3.2.2; an
+/// HTTP/2 `:authority`, RFC 9113 §8.3.1), otherwise its `Host`.
 pub(crate) fn client_host(parts: &http::request::Parts) -> Option<HeaderValue> {
-    parts.headers.get(HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    })
+    parts
+        .uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        .or_else(|| parts.headers.get(HOST).cloned())
 }
 
 /// The client connection as the server adapter described it; without one (a server that did not
