@@ -138,6 +138,26 @@ connect_timeout = 99
 }
 
 #[test]
+fn the_originals_pool_name_is_accepted() {
+    // CFG-1: every option of the original loads, its required `name` (the Finch pool's) included.
+    let s = ok(r#"
+[pool]
+name = "MyApp.ReverseProxy"
+pool_size = 7
+[[routes]]
+name = "MyApp.ReverseProxy"
+backend = "http://127.0.0.1:4000"
+"#);
+    assert_eq!(s.routes.len(), 1);
+    assert_eq!(s.pool.pool_size(), 7);
+    let p = one_err_at("[[routes]]\nbackend = \"http://h\"\nname = 1\n", 3);
+    assert!(
+        p.contains("`name` in routes[0]: invalid type: integer `1`"),
+        "{p}"
+    );
+}
+
+#[test]
 fn unknown_route_key_is_named_with_its_line() {
     let p = one_err_at(
         "[[routes]]\nbackend = \"http://127.0.0.1:1\"\npool_timout = 10\n",

@@ -29,6 +29,9 @@ pub struct PoolSpec {
     pub protocols: Option<Vec<Protocol>>,
     /// `verify_tls`
     pub verify_tls: Option<bool>,
+    /// `name`: the original's required name of its Finch pool. Accepted so that a configuration
+    /// carried over loads; a process has one pool, so it names nothing here.
+    pub name: Option<String>,
 }
 
 impl PoolSpec {
@@ -79,6 +82,9 @@ pub struct RouteSpec {
     pub path: Option<String>,
     /// The backend URL (required).
     pub backend: String,
+    /// `name`: the original's required name of the Finch pool a plug uses. Accepted so that a
+    /// configuration carried over loads; every route uses the process's one pool.
+    pub name: Option<String>,
     pub strip_path: Option<String>,
     pub connect_timeout: Option<u64>,
     pub pool_timeout: Option<u64>,
