@@ -82,6 +82,9 @@ pub(crate) struct H1Link {
     answered: AtomicBool,
     /// Set by the task when it closed the connection because the head missed its deadline.
     timed_out: AtomicBool,
+    /// Set when the caller gave the exchange up before its response head (its own timeout, its
+    /// client gone): the connection is closed at once, unflushed (see [`Abandon`]).
+    abandoned: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -108,19 +111,15 @@ impl H1Link {
         }
     }
 
-    /// The parked sender and its deadline, if any; otherwise remembers whom to wake when one is
-    /// parked.
+    /// The parked sender and its deadline, if any. Either way remembers whom to wake: when a
+    /// sender is parked, or when the exchange it was parked for is abandoned.
     fn unpark(&self, waker: &Waker) -> Option<(http1::SendRequest<ReqBody>, Option<Instant>)> {
         let mut p = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
-        match p.sender.take() {
-            Some(s) => Some((s, p.deadline.take())),
-            None => {
-                if !p.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
-                    p.waker = Some(waker.clone());
-                }
-                None
-            }
+        if !p.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            p.waker = Some(waker.clone());
         }
+        let sender = p.sender.take()?;
+        Some((sender, p.deadline.take()))
     }
 }
 
@@ -141,6 +140,7 @@ pub(crate) async fn start(io: Io, permit: SlotPermit) -> Result<H1Conn, Error> {
         slot_moved: AtomicBool::new(false),
         answered: AtomicBool::new(false),
         timed_out: AtomicBool::new(false),
+        abandoned: AtomicBool::new(false),
     });
     permit.commit_h1();
     tokio::spawn(H1Task {
@@ -170,7 +170,9 @@ pub(crate) async fn send(
     // The returned future does not borrow the sender: park it at once (see the module docs).
     let response = sender.try_send_request(req);
     link.park(sender, deadline);
+    let abandon = Abandon(&link);
     let result = response.await;
+    std::mem::forget(abandon);
     link.answered.store(true, Ordering::Relaxed);
     match result {
         Ok(r) => Ok(r),
@@ -182,6 +184,32 @@ pub(crate) async fn send(
             )),
             None => Err(Failure::Failed(exchange_error(e.into_error(), reused))),
         },
+    }
+}
+
+/// Marks the exchange abandoned when the caller drops it before its response head.
+///
+/// hyper would then close the connection itself, but only after flushing what it buffered of the
+/// request body: toward a backend that stopped reading, that never ends, and the connection, its
+/// socket and its pool slot would be held until the process exits. Nothing of the exchange is
+/// wanted any more, so the connection's task drops it unflushed instead.
+struct Abandon<'a>(&'a H1Link);
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        self.0.abandoned.store(true, Ordering::Relaxed);
+        // hyper wakes the task too (its response channel closed), but that wake-up is hyper's
+        // business; this one is the pool's own.
+        let waker = self
+            .0
+            .parked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .waker
+            .take();
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 }
 
@@ -208,6 +236,10 @@ impl Future for H1Task {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
+        if this.exit.link.abandoned.load(Ordering::Relaxed) {
+            tracing::debug!("exchange abandoned before its response head; closing");
+            return Poll::Ready(());
+        }
         if let Poll::Ready(r) = this.conn.poll(cx) {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "backend HTTP/1.1 connection ended");

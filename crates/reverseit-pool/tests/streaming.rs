@@ -129,3 +129,71 @@ async fn streamed_upload_then_reuse() {
     }
     assert_eq!(backend.counters.accepted(), 1);
 }
+
+/// A request body that never ends: 256 KiB chunks for as long as it is read.
+struct Endless;
+
+impl http_body::Body for Endless {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(
+            vec![b'x'; 256 * 1024],
+        )))))
+    }
+}
+
+// ERR-4, TMO-2, POOL-2: an upload its caller gives up before the response head (its own timeout,
+// its client gone), toward a backend that stopped reading, closes its connection at once: the
+// pool slot is free again. hyper alone would first flush the body it buffered, which a backend
+// that reads nothing never lets it do.
+#[tokio::test(start_paused = true)]
+async fn abandoned_upload_to_a_backend_that_stopped_reading_frees_its_connection() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (head_tx, head_rx) = oneshot::channel();
+    // Reads the request head, then nothing more, keeping the socket open.
+    let backend = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = socket.read(&mut buf).await.unwrap();
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let _ = head_tx.send(());
+        std::future::pending::<()>().await;
+        drop(socket);
+    });
+    let target = reverseit_pool::Target::new(
+        reverseit_core::Backend::parse(&format!("http://{addr}")).unwrap(),
+    )
+    .build()
+    .unwrap();
+    let pool = kit::pool(1);
+    let req = Request::post("/upload").body(Endless).unwrap();
+    // Boxed, so that `drop` below drops the exchange itself.
+    let mut send = Box::pin(pool.send(&target, req));
+    tokio::select! {
+        r = &mut send => panic!("the backend answered nothing, yet: {r:?}"),
+        _ = head_rx => {}
+    }
+    // On the paused clock, this sleep ends only once every task waits: the socket is full and
+    // hyper holds the rest of the body in its buffer.
+    tokio::select! {
+        r = &mut send => panic!("the backend answered nothing, yet: {r:?}"),
+        () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+    }
+    assert_eq!(pool.stats(&target).open, 1);
+    drop(send);
+    kit::until("the abandoned connection closed", || {
+        pool.stats(&target).open == 0
+    })
+    .await;
+    backend.abort();
+}
