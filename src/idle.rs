@@ -21,7 +21,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -40,12 +40,20 @@ pub(crate) struct Activity {
     /// Write calls on the socket: a response still draining to a slow reader after its body ended
     /// is activity. Reads are not: a trickled request head must not keep a connection open.
     writes: AtomicU64,
+    /// The last write found the socket full: the client is not taking what it is sent.
+    write_blocked: AtomicBool,
 }
 
 impl Activity {
     /// Notes a write to the client (one relaxed increment per write call).
     pub(crate) fn wrote(&self) {
         self.writes.fetch_add(1, Ordering::Relaxed);
+        self.write_blocked.store(false, Ordering::Relaxed);
+    }
+
+    /// Notes a write the socket could not take: the client's receive window is full.
+    pub(crate) fn write_blocked(&self) {
+        self.write_blocked.store(true, Ordering::Relaxed);
     }
 
     /// Whether requests are in flight. `finished` is read first and never exceeds `started`, so a
@@ -99,25 +107,54 @@ async fn tick(tx: watch::Sender<()>, period: Duration) {
     }
 }
 
+/// Why the watchdog gave up on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Quiet {
+    /// Nothing in flight, nothing started, nothing written for a whole interval: ask it to close.
+    Idle,
+    /// A response in flight that the client has not taken a byte of for [`STALL_INTERVALS`] whole
+    /// intervals, its socket full all along: drop it, response and all.
+    Stalled,
+}
+
+/// Whole intervals a response may sit in a full socket before its connection is dropped (with the
+/// default 10 s period, 30 to 40 s without a byte taken, near nginx's `send_timeout` of 60 s
+/// between two writes). A client that takes anything at all, however slowly, is never cut.
+pub(crate) const STALL_INTERVALS: u32 = 3;
+
 /// Completes at the first tick ending a whole interval (from one tick to the next) in which the
 /// connection had no request in flight, started none and wrote nothing: one to two periods after its
-/// last activity. The interval in which it is called is partial, so it never counts.
-pub(crate) async fn idle(activity: &Activity, ticks: Ticks) {
+/// last activity ([`Quiet::Idle`]); or, with a response in flight, once [`STALL_INTERVALS`] whole
+/// intervals passed without a write while the socket was full ([`Quiet::Stalled`]). The interval
+/// in which it is called is partial, so it never counts.
+pub(crate) async fn idle(activity: &Activity, ticks: Ticks) -> Quiet {
     let Ticks(mut ticks) = ticks;
     // A clone reports the ticks its original has not seen; only those from now on matter.
     ticks.borrow_and_update();
     // `None` until the first tick: the interval before it is partial.
     let mut seen = None;
+    let mut stalled = 0;
     loop {
         if ticks.changed().await.is_err() {
             // The clock stopped, which happens only as the server goes away: never idle, then.
             return std::future::pending().await;
         }
         let now = activity.snapshot();
-        if seen == Some(now) && !activity.in_flight() {
-            return;
-        }
+        let unchanged = seen == Some(now);
         seen = Some(now);
+        if !activity.in_flight() {
+            stalled = 0;
+            if unchanged {
+                return Quiet::Idle;
+            }
+        } else if unchanged && activity.write_blocked.load(Ordering::Relaxed) {
+            stalled += 1;
+            if stalled == STALL_INTERVALS {
+                return Quiet::Stalled;
+            }
+        } else {
+            stalled = 0;
+        }
     }
 }
 

@@ -366,7 +366,14 @@ impl Server {
                     stopping = true;
                     closed_now = true;
                 }
-                if !closing && quiet.as_mut().poll(&mut side).is_ready() {
+                if !closing && let Poll::Ready(why) = quiet.as_mut().poll(&mut side) {
+                    if why == idle::Quiet::Stalled {
+                        // Its response sat in a full socket for whole periods: nothing more can
+                        // be sent, so nothing is lost by dropping it; the backend's connection and
+                        // the response's buffers go with it.
+                        tracing::debug!(peer = %client.peer, "dropping a connection whose client stopped reading");
+                        return Poll::Ready(());
+                    }
                     closing = true;
                     closed_now = true;
                     tracing::debug!(peer = %client.peer, "closing an idle or stalled connection");
@@ -417,8 +424,10 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Counted<I> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let written = Pin::new(&mut this.io).poll_write(cx, buf);
-        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.wrote();
+        match written {
+            Poll::Ready(Ok(n)) if n > 0 => this.activity.wrote(),
+            Poll::Pending => this.activity.write_blocked(),
+            _ => {}
         }
         written
     }
@@ -430,8 +439,10 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Counted<I> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.wrote();
+        match written {
+            Poll::Ready(Ok(n)) if n > 0 => this.activity.wrote(),
+            Poll::Pending => this.activity.write_blocked(),
+            _ => {}
         }
         written
     }

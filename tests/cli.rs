@@ -804,6 +804,56 @@ async fn stalled_request_head_is_cut_off() {
     assert_eq!(get(proxy.addr, "/ok").await.0, StatusCode::OK);
 }
 
+// STR-3, POOL-2: a client that stops reading a response holds it in a full socket; after three
+// whole watchdog periods without a byte taken its connection is dropped, and with it the backend
+// connection the response came on (which would otherwise hold a pool slot for as long as the
+// client stays).
+#[tokio::test]
+async fn a_client_that_stopped_reading_is_dropped_with_its_backend_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    let (cut_tx, cut_rx) = tokio::sync::oneshot::channel();
+    // An endless chunked response, written until the proxy's side of the connection goes away.
+    let _backend = Task(tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).await.unwrap();
+            head.extend_from_slice(&buf[..n]);
+        }
+        let mut out = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        let chunk = [b'x'; 65536];
+        loop {
+            out.extend_from_slice(b"10000\r\n");
+            out.extend_from_slice(&chunk);
+            out.extend_from_slice(b"\r\n");
+            if s.write_all(&out).await.is_err() {
+                let _ = cut_tx.send(());
+                return;
+            }
+            out.clear();
+        }
+    }));
+    let file = config_file(
+        "stalled-reader.toml",
+        &format!(
+            "[server]\nheader_read_timeout = 100\n\n[[routes]]\nbackend = \"http://{backend}\"\n"
+        ),
+    );
+    let mut proxy = Proxy::with_config(&file).await;
+    let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+    client
+        .write_all(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // The client reads nothing: the proxy fills its socket, then stops reading the backend.
+    within("the backend connection cut", cut_rx).await.unwrap();
+    let line = proxy.stderr_line("path=/endless ").await;
+    assert!(line.ends_with("complete=false"), "{line}");
+    drop(client);
+}
+
 #[tokio::test]
 async fn max_connections_holds_extra_clients_in_the_queue() {
     let (backend, _b) = named_backend("a").await;

@@ -98,6 +98,56 @@ async fn writes_count_as_activity() {
     assert_closed_in_time(watched.await.unwrap(), last);
 }
 
+/// Watches `activity` in a task that returns why, and when, the watchdog gave up.
+fn watch_why(activity: &Arc<Activity>, ticks: &Ticks) -> JoinHandle<(Quiet, Instant)> {
+    let activity = Arc::clone(activity);
+    let ticks = ticks.clone();
+    tokio::spawn(async move { (idle(&activity, ticks).await, Instant::now()) })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_response_the_client_stopped_taking_is_dropped_after_three_whole_periods() {
+    let ticks = Ticks::start(PERIOD);
+    let activity = Arc::new(Activity::default());
+    let _request = InFlight::new(&activity);
+    let watched = watch_why(&activity, &ticks);
+    sleep(PERIOD / 2).await;
+    activity.wrote();
+    activity.write_blocked(); // the socket is full from here on
+    let blocked = Instant::now();
+    let (why, at) = tokio::time::timeout(10 * PERIOD, watched)
+        .await
+        .expect("the stalled connection was never given up")
+        .unwrap();
+    assert_eq!(why, Quiet::Stalled);
+    let after = at - blocked;
+    assert!(
+        after > STALL_INTERVALS * PERIOD && after <= (STALL_INTERVALS + 1) * PERIOD,
+        "dropped {after:?} after the socket filled"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_reader_taking_anything_is_never_dropped() {
+    let ticks = Ticks::start(PERIOD);
+    let activity = Arc::new(Activity::default());
+    let request = InFlight::new(&activity);
+    let watched = watch_why(&activity, &ticks);
+    // One write taken every period and a half, the socket full again right after each.
+    for _ in 0..10 {
+        activity.wrote();
+        activity.write_blocked();
+        sleep(PERIOD + PERIOD / 2).await;
+    }
+    assert!(!watched.is_finished());
+    // A response in flight with nothing to send (a long poll) is not stalled either.
+    activity.wrote();
+    sleep(10 * PERIOD).await;
+    assert!(!watched.is_finished());
+    drop(request);
+    assert_eq!(watched.await.unwrap().0, Quiet::Idle);
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_clock_stops_when_no_connection_or_server_holds_it() {
     let (tx, rx) = watch::channel(());
