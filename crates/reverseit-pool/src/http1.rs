@@ -237,7 +237,7 @@ impl Future for H1Task {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
         if this.exit.link.abandoned.load(Ordering::Relaxed) {
-            tracing::debug!("exchange abandoned before its response head; closing");
+            // Abandoned before its response head (see `Abandon`): closed unflushed.
             return Poll::Ready(());
         }
         if let Poll::Ready(r) = this.conn.poll(cx) {
