@@ -33,9 +33,8 @@ use crate::response_body::ProxyBody;
 ///
 /// Serve it with [`crate::serve`], mount it in axum, or wrap it in tower layers. The service never
 /// fails: every error becomes a response (or an aborted body, when a response had already started).
-/// A response the proxy made itself for an error carries the error's
-/// [`ErrorKind`](reverseit_core::ErrorKind) among its extensions, for logs: `ClientGone` marks a
-/// client that left mid-request, whose 502 nobody reads.
+/// A client that left mid-request gets a 502 nobody reads, whose body says so
+/// ([`ProxyBody::client_gone`]), for logs.
 ///
 /// The client's address for `X-Forwarded-*` comes from a [`ClientInfo`] request extension, which
 /// [`crate::serve`], [`crate::serve_connection`] and `reverseit-axum` insert. A server that inserts
@@ -425,8 +424,7 @@ impl Route {
                 "proxy error"
             ),
         }
-        let kind = error.kind();
-        let mut resp = match error.disposition(self.config.error_response()) {
+        match error.disposition(self.config.error_response()) {
             Disposition::Respond { status, body } => plain_response(status, body),
             Disposition::Abort => {
                 let mut resp = Response::new(ProxyBody::failed(error));
@@ -437,11 +435,7 @@ impl Route {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Internal Server Error".into(),
             ),
-        };
-        // Why the proxy answered itself, for whoever logs the response: a client that left
-        // mid-request gets a 502 that nobody reads, which a log should not count as the backend's.
-        resp.extensions_mut().insert(kind);
-        resp
+        }
     }
 }
 

@@ -63,6 +63,14 @@ impl ProxyBody {
         }
     }
 
+    /// Whether this is the aborted body of an exchange whose client left mid-request (its request
+    /// body broke off): the response carrying it is a 502 that nobody reads, which an access log
+    /// should not count as the backend's answer (nginx logs such a request as 499).
+    #[inline]
+    pub fn client_gone(&self) -> bool {
+        matches!(&self.kind, Kind::Failed(Some(e)) if e.kind() == ErrorKind::ClientGone)
+    }
+
     /// The backend's body under `max_response_body_size` and `upstream_idle_timeout`.
     pub(crate) fn upstream(inner: Incoming, limit: SizeLimit, idle_timeout: Duration) -> Self {
         Self {
