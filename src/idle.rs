@@ -11,7 +11,10 @@
 //! close), and dropped after a further quiet second ([`quiet_for`]). A slow or never-finished
 //! request head (it never becomes a request, and reads do not count) and an idle keep-alive
 //! connection are both closed after one to two periods; a slow request in flight is the routes'
-//! timeouts' business.
+//! timeouts' business, except a response its client stopped taking: the socket writes also say
+//! when the socket was full, and a response that sat in a full socket for [`STALL_INTERVALS`]
+//! whole periods without a byte taken is dropped with its connection ([`Quiet::Stalled`]), which
+//! frees the backend connection it held.
 //!
 //! A timer per connection cost a write to tokio's wake-up `eventfd` for every new connection (its
 //! deadline is earlier than the driver's planned wake-up, so the driver is woken to re-arm); the
