@@ -8,6 +8,7 @@ mod access_log;
 mod alloc;
 mod cli;
 mod demo;
+mod error_pages;
 mod file;
 mod idle;
 mod listener;

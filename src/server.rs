@@ -20,6 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::access_log::{self, AccessLog, LineBatch};
+use crate::error_pages::ErrorPages;
 use crate::idle::{self, Activity, Ticks, Tracked};
 use crate::listener;
 use crate::router::Router;
@@ -332,6 +333,8 @@ impl Server {
         // hyper's own `Service` (called by reference): no copy of the service per request, as
         // hyper-util's adapter for tower services makes.
         let service = Tracked::new(self.service.for_client(client), Arc::clone(&activity));
+        // hyper's bodiless 400/414/431 for heads it cannot parse go out as the proxy's pages.
+        let io = ErrorPages::new(io, Arc::clone(&activity));
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
         let quiet = idle::idle(&activity, self.ticks.clone());

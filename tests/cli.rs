@@ -854,6 +854,55 @@ async fn a_client_that_stopped_reading_is_dropped_with_its_backend_connection() 
     drop(client);
 }
 
+// ERR-6, LIM-1, LIM-2: the heads hyper refuses before any request exists (a space before a colon,
+// a target over its limit, more fields than allowed) get the proxy's text/plain page like every
+// status the proxy makes, and the connection closes.
+#[tokio::test]
+async fn heads_hyper_refuses_get_the_proxys_text_page() {
+    let (backend, _b) = named_backend("a").await;
+    let url = format!("http://{backend}");
+    let proxy = Proxy::start(&["--backend", &url, "--listen", "127.0.0.1:0"]).await;
+    let many_fields: String = (0..150).map(|i| format!("x-{i}: y\r\n")).collect();
+    for (head, status, text) in [
+        (
+            "GET / HTTP/1.1\r\nHost : x\r\n\r\n".to_owned(),
+            "400 Bad Request",
+            "Bad Request",
+        ),
+        (
+            format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000)),
+            "414 URI Too Long",
+            "URI Too Long",
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nHost: x\r\n{many_fields}\r\n"),
+            "431 Request Header Fields Too Large",
+            "Request Header Fields Too Large",
+        ),
+    ] {
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        within("the answer and the close", stream.read_to_end(&mut answer))
+            .await
+            .unwrap();
+        let answer = String::from_utf8(answer).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status}\r\n")),
+            "{answer}"
+        );
+        assert!(
+            head.contains("\r\ncontent-type: text/plain; charset=utf-8\r\n"),
+            "{answer}"
+        );
+        assert!(head.contains("\r\nconnection: close\r\n"), "{answer}");
+        assert_eq!(body, text);
+    }
+    // A good request on a fresh connection is answered as before.
+    assert_eq!(get(proxy.addr, "/ok").await.0, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn max_connections_holds_extra_clients_in_the_queue() {
     let (backend, _b) = named_backend("a").await;
