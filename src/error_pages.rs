@@ -39,7 +39,8 @@ const HYPER_FIELDS: &[u8] = b"connection: close\r\ncontent-length: 0\r\n";
 /// `date` line), with room to spare.
 const MAX_HEAD: usize = 160;
 
-/// The page replacing `head`, when `head` is hyper's own error answer.
+/// The page replacing `head`, when `head` is hyper's own error answer. Any other head is told
+/// apart by its length and first ten bytes.
 fn page_for(head: &[u8]) -> Option<Vec<u8>> {
     if head.len() > MAX_HEAD || !head.starts_with(b"HTTP/1.1 4") {
         return None;
@@ -80,12 +81,11 @@ impl<I> ErrorPages<I> {
 }
 
 impl<I: AsyncWrite + Unpin> ErrorPages<I> {
-    /// Starts a page when `head` (all hyper asks to write) is one of hyper's error answers.
+    /// Starts a page when `head` (all hyper asks to write) is one of hyper's error answers,
+    /// written while no request is in flight.
     fn check(&mut self, head: &[u8]) {
-        if head.len() <= MAX_HEAD
-            && head.starts_with(b"HTTP/1.1 4")
+        if let Some(page) = page_for(head)
             && !self.activity.in_flight()
-            && let Some(page) = page_for(head)
         {
             self.page = Some((page, 0, head.len()));
         }
