@@ -4,9 +4,9 @@
 //! large header fields (431) itself, before any request reaches the proxy, with an empty body:
 //! `connection: close`, `content-length: 0` and the date, nothing else. The catalogue promises a
 //! `text/plain` page with every status the proxy makes, and those are the proxy's answers as far
-//! as a client can tell. hyper has no hook for them, so the client connection's writes are watched
-//! for exactly that head, written while no request is in flight, and it goes out as the page
-//! instead.
+//! as a client can tell. hyper has no hook for them, so the client connection's writes (the
+//! server's `Counted`) are watched for exactly that head, written while no request is in flight,
+//! and it goes out as a [`Page`] instead.
 //!
 //! The check costs a length test and a ten-byte comparison per write call. A response the proxy
 //! relays cannot be mistaken for hyper's: it is written while its request is in flight, or, once
@@ -15,12 +15,9 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-use crate::idle::Activity;
+use tokio::io::AsyncWrite;
 
 /// The status lines of hyper's own error answers, with the text of each page.
 const PAGES: [(&[u8], &str); 3] = [
@@ -61,108 +58,38 @@ fn page_for(head: &[u8]) -> Option<Vec<u8>> {
     Some(page)
 }
 
-/// A client connection whose hyper error answers go out as `text/plain` pages.
-pub(crate) struct ErrorPages<I> {
-    io: I,
-    activity: Arc<Activity>,
-    /// A page being written in place of hyper's head: the page, how much of it is written, and
-    /// the length of hyper's head, reported written once the page is.
-    page: Option<(Vec<u8>, usize, usize)>,
+/// A page being written in place of hyper's head.
+pub(crate) struct Page {
+    bytes: Vec<u8>,
+    written: usize,
+    /// The length of hyper's head, reported written once the whole page is.
+    replaces: usize,
 }
 
-impl<I> ErrorPages<I> {
-    pub(crate) fn new(io: I, activity: Arc<Activity>) -> Self {
-        Self {
-            io,
-            activity,
-            page: None,
-        }
-    }
-}
-
-impl<I: AsyncWrite + Unpin> ErrorPages<I> {
-    /// Starts a page when `head` (all hyper asks to write) is one of hyper's error answers,
-    /// written while no request is in flight.
-    fn check(&mut self, head: &[u8]) {
-        if let Some(page) = page_for(head)
-            && !self.activity.in_flight()
-        {
-            self.page = Some((page, 0, head.len()));
-        }
+impl Page {
+    /// The page for `head` (all hyper asks to write at once), when it is hyper's error answer.
+    pub(crate) fn for_head(head: &[u8]) -> Option<Self> {
+        page_for(head).map(|bytes| Self {
+            bytes,
+            written: 0,
+            replaces: head.len(),
+        })
     }
 
-    /// Writes the page in progress; hyper's head counts as written once all of it is.
-    fn poll_page(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let Some((page, written, head_len)) = &mut self.page else {
-            unreachable!("poll_page is called with a page in progress");
-        };
-        while *written < page.len() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &page[*written..]))?;
+    /// Writes the rest of the page to `io`; hyper's head counts as written once all of it is.
+    pub(crate) fn poll_write<W: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut W,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        while self.written < self.bytes.len() {
+            let n = ready!(Pin::new(&mut *io).poll_write(cx, &self.bytes[self.written..]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            *written += n;
+            self.written += n;
         }
-        let head_len = *head_len;
-        self.page = None;
-        Poll::Ready(Ok(head_len))
-    }
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for ErrorPages<I> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for ErrorPages<I> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if this.page.is_none() {
-            this.check(buf);
-        }
-        if this.page.is_some() {
-            return this.poll_page(cx);
-        }
-        Pin::new(&mut this.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if this.page.is_none()
-            && let [head, rest @ ..] = bufs
-            && rest.iter().all(|b| b.is_empty())
-        {
-            this.check(head);
-        }
-        if this.page.is_some() {
-            return this.poll_page(cx);
-        }
-        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        Poll::Ready(Ok(self.replaces))
     }
 }
 

@@ -20,7 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::access_log::{self, AccessLog, LineBatch};
-use crate::error_pages::ErrorPages;
+use crate::error_pages::Page;
 use crate::idle::{self, Activity, Ticks, Tracked};
 use crate::listener;
 use crate::router::Router;
@@ -284,36 +284,28 @@ impl Server {
         stopped: watch::Receiver<bool>,
     ) {
         listener::prepare(&stream);
-        let activity = Arc::new(Activity::default());
-        // The permit goes with the socket, so an upgraded connection (a WebSocket, which outlives
-        // this task) still counts against `max_connections` until it closes.
-        let stream = Counted {
-            io: stream,
-            activity: Arc::clone(&activity),
-            _permit: permit,
-        };
         let Some(acceptor) = &self.tls else {
             let client = client_info(peer, false, self.local_port);
-            return self.serve(stream, client, activity, stopped).await;
+            return self.serve(stream, permit, client, stopped).await;
         };
         // Boxed: the handshake and the TLS stream would make every connection's task (plain ones
         // included) about three times larger, and tokio copies a task's future as it spawns it.
-        Box::pin(self.serve_tls(acceptor, stream, peer, activity, stopped)).await;
+        Box::pin(self.serve_tls(acceptor, stream, permit, peer, stopped)).await;
     }
 
     async fn serve_tls(
         &self,
         acceptor: &TlsAcceptor,
-        stream: Counted<TcpStream>,
+        stream: TcpStream,
+        permit: OwnedSemaphorePermit,
         peer: SocketAddr,
-        activity: Arc<Activity>,
         stopped: watch::Receiver<bool>,
     ) {
         let handshake = acceptor.accept(stream);
         match tokio::time::timeout(self.limits.header_read_timeout, handshake).await {
             Ok(Ok(tls)) => {
                 let client = client_info(peer, true, self.local_port);
-                self.serve(tls, client, activity, stopped).await;
+                self.serve(tls, permit, client, stopped).await;
             }
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -323,8 +315,8 @@ impl Server {
     async fn serve<I>(
         &self,
         io: I,
+        permit: OwnedSemaphorePermit,
         client: ClientInfo,
-        activity: Arc<Activity>,
         mut stopped: watch::Receiver<bool>,
     ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -332,9 +324,14 @@ impl Server {
         // The router learns the client here, once, rather than from an extension per request.
         // hyper's own `Service` (called by reference): no copy of the service per request, as
         // hyper-util's adapter for tower services makes.
+        let activity = Arc::new(Activity::default());
         let service = Tracked::new(self.service.for_client(client), Arc::clone(&activity));
-        // hyper's bodiless 400/414/431 for heads it cannot parse go out as the proxy's pages.
-        let io = ErrorPages::new(io, Arc::clone(&activity));
+        let io = Counted {
+            io,
+            activity: Arc::clone(&activity),
+            page: None,
+            _permit: permit,
+        };
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
         let quiet = idle::idle(&activity, self.ticks.clone());
@@ -401,12 +398,50 @@ impl Server {
     }
 }
 
-/// A client socket holding its `max_connections` permit, and telling the idle watchdog when a
-/// response is being written.
+/// A client connection (the socket, or the TLS stream over it) as hyper sees it: it holds the
+/// `max_connections` permit, tells the idle watchdog when a response is written or the socket is
+/// full, and sends hyper's bodiless error answers as the proxy's pages ([`Page`]).
+///
+/// The permit goes with the connection, so an upgraded one (a WebSocket, which outlives its task)
+/// still counts against `max_connections` until it closes.
 struct Counted<I> {
     io: I,
     activity: Arc<Activity>,
+    page: Option<Page>,
     _permit: OwnedSemaphorePermit,
+}
+
+impl<I: AsyncWrite + Unpin> Counted<I> {
+    /// Writes through `write`, or the page standing in for `head` when `head` (all of the write)
+    /// is hyper's own error answer written while no request is in flight; then tells the watchdog.
+    fn write_counted(
+        &mut self,
+        cx: &mut Context<'_>,
+        head: Option<&[u8]>,
+        write: impl FnOnce(Pin<&mut I>, &mut Context<'_>) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        if self.page.is_none()
+            && let Some(head) = head
+        {
+            self.page = Page::for_head(head).filter(|_| !self.activity.in_flight());
+        }
+        let written = match &mut self.page {
+            None => write(Pin::new(&mut self.io), cx),
+            Some(page) => {
+                let written = page.poll_write(&mut self.io, cx);
+                if written.is_ready() {
+                    self.page = None;
+                }
+                written
+            }
+        };
+        match written {
+            Poll::Ready(Ok(n)) if n > 0 => self.activity.wrote(),
+            Poll::Pending => self.activity.write_blocked(),
+            _ => {}
+        }
+        written
+    }
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Counted<I> {
@@ -425,14 +460,8 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Counted<I> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let written = Pin::new(&mut this.io).poll_write(cx, buf);
-        match written {
-            Poll::Ready(Ok(n)) if n > 0 => this.activity.wrote(),
-            Poll::Pending => this.activity.write_blocked(),
-            _ => {}
-        }
-        written
+        self.get_mut()
+            .write_counted(cx, Some(buf), |io, cx| io.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -440,14 +469,13 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Counted<I> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        match written {
-            Poll::Ready(Ok(n)) if n > 0 => this.activity.wrote(),
-            Poll::Pending => this.activity.write_blocked(),
-            _ => {}
-        }
-        written
+        // hyper's error head comes alone: one slice, or one followed by empty ones.
+        let head = match bufs {
+            [head, rest @ ..] if rest.iter().all(|b| b.is_empty()) => Some(&head[..]),
+            _ => None,
+        };
+        self.get_mut()
+            .write_counted(cx, head, |io, cx| io.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
