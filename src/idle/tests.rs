@@ -8,14 +8,18 @@ use super::*;
 
 const PERIOD: Duration = Duration::from_secs(10);
 
-/// Watches `activity` with `ticks` in a task that returns when the connection was found idle.
-fn watch(activity: &Arc<Activity>, ticks: &Ticks) -> JoinHandle<Instant> {
+/// Watches `activity` with `ticks` in a task that returns why, and when, the watchdog gave up.
+fn watch(activity: &Arc<Activity>, ticks: &Ticks) -> JoinHandle<(Quiet, Instant)> {
     let activity = Arc::clone(activity);
     let ticks = ticks.clone();
-    tokio::spawn(async move {
-        idle(&activity, ticks).await;
-        Instant::now()
-    })
+    tokio::spawn(async move { (idle(&activity, ticks).await, Instant::now()) })
+}
+
+/// When the watched connection was found idle (and not stalled).
+async fn idle_at(watched: JoinHandle<(Quiet, Instant)>) -> Instant {
+    let (why, at) = watched.await.unwrap();
+    assert_eq!(why, Quiet::Idle);
+    at
 }
 
 /// Asserts the close came more than one and at most two periods after `last`.
@@ -37,7 +41,7 @@ async fn an_unused_connection_closes_between_one_and_two_periods() {
     ] {
         sleep(offset).await;
         let accepted = Instant::now();
-        let closed = watch(&Arc::default(), &ticks).await.unwrap();
+        let closed = idle_at(watch(&Arc::default(), &ticks)).await;
         assert_closed_in_time(closed, accepted);
     }
 }
@@ -50,7 +54,7 @@ async fn a_connection_accepted_just_before_a_tick_survives_it() {
     let watched = watch(&Arc::default(), &ticks);
     sleep(Duration::from_millis(2)).await; // the tick has passed
     assert!(!watched.is_finished());
-    let closed = watched.await.unwrap();
+    let closed = idle_at(watched).await;
     assert_eq!(closed - accepted, PERIOD + Duration::from_millis(1));
 }
 
@@ -64,7 +68,7 @@ async fn a_request_in_flight_keeps_the_connection() {
     assert!(!watched.is_finished());
     let released = Instant::now();
     drop(guard);
-    assert_closed_in_time(watched.await.unwrap(), released);
+    assert_closed_in_time(idle_at(watched).await, released);
 }
 
 #[tokio::test(start_paused = true)]
@@ -80,7 +84,7 @@ async fn a_request_started_during_an_interval_defers_the_close() {
         !watched.is_finished(),
         "the interval with a request must not count as idle"
     );
-    assert_closed_in_time(watched.await.unwrap(), request);
+    assert_closed_in_time(idle_at(watched).await, request);
 }
 
 #[tokio::test(start_paused = true)]
@@ -95,14 +99,7 @@ async fn writes_count_as_activity() {
         last = Instant::now();
     }
     assert!(!watched.is_finished());
-    assert_closed_in_time(watched.await.unwrap(), last);
-}
-
-/// Watches `activity` in a task that returns why, and when, the watchdog gave up.
-fn watch_why(activity: &Arc<Activity>, ticks: &Ticks) -> JoinHandle<(Quiet, Instant)> {
-    let activity = Arc::clone(activity);
-    let ticks = ticks.clone();
-    tokio::spawn(async move { (idle(&activity, ticks).await, Instant::now()) })
+    assert_closed_in_time(idle_at(watched).await, last);
 }
 
 #[tokio::test(start_paused = true)]
@@ -110,7 +107,7 @@ async fn a_response_the_client_stopped_taking_is_dropped_after_three_whole_perio
     let ticks = Ticks::start(PERIOD);
     let activity = Arc::new(Activity::default());
     let _request = InFlight::new(&activity);
-    let watched = watch_why(&activity, &ticks);
+    let watched = watch(&activity, &ticks);
     sleep(PERIOD / 2).await;
     activity.wrote();
     activity.write_blocked(); // the socket is full from here on
@@ -132,7 +129,7 @@ async fn a_slow_reader_taking_anything_is_never_dropped() {
     let ticks = Ticks::start(PERIOD);
     let activity = Arc::new(Activity::default());
     let request = InFlight::new(&activity);
-    let watched = watch_why(&activity, &ticks);
+    let watched = watch(&activity, &ticks);
     // One write taken every period and a half, the socket full again right after each.
     for _ in 0..10 {
         activity.wrote();
@@ -145,7 +142,7 @@ async fn a_slow_reader_taking_anything_is_never_dropped() {
     sleep(10 * PERIOD).await;
     assert!(!watched.is_finished());
     drop(request);
-    assert_eq!(watched.await.unwrap().0, Quiet::Idle);
+    idle_at(watched).await;
 }
 
 #[tokio::test(start_paused = true)]
